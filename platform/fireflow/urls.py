@@ -1,0 +1,16 @@
+"""URLs: the API, Django's admin for platform staff, and the console (a single-page app)."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from . import views
+from .api import api
+
+admin.site.site_header = "FireFlow platform administration"
+
+urlpatterns = [
+    path("api/", api.urls),
+    re_path(r"^api/.*$", views.api_not_found),
+    path("django-admin/", admin.site.urls),
+    re_path(r"^(?!static/).*$", views.console),
+]
