@@ -95,7 +95,7 @@ def workspace_roles(ctx: OrgContext, only: UUID | None = None) -> dict[UUID, Wor
         if only is not None and only != ctx.key_workspace_id:
             return {}
         only = ctx.key_workspace_id
-        acting = OrgRole(ctx.membership.role)
+        acting: OrgRole | None = OrgRole(ctx.membership.role)
     else:
         acting = ctx.role
     held: dict[UUID, WorkspaceRole] = {}

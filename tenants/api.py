@@ -2,7 +2,7 @@
 
 Routers and their scope:
 - `auth_router` (/api/auth): public sign-up, login, password reset; `me` and logout signed in.
-- `invitation_router` (/api/invitations/{token}): preview and accept an invitation.
+- `invitation_router` (/api/invitations): preview and accept an invitation.
 - `orgs_router` (/api/orgs): organisations of the signed-in user.
 - `org_router` (/api/orgs/{org_slug}): behind the org gate.
 - `workspace_router` (/api/orgs/{org_slug}/workspaces/{ws_id}): behind the workspace gate.
@@ -24,6 +24,7 @@ from fireflow.middleware import client_ip
 from . import selectors, services
 from .gate import actor_of, gate, org_ctx, workspace_ctx
 from .models import User
+from .roles import OrgRole
 from .schemas import (
     ApiKeyCreatedOut,
     ApiKeyIn,
@@ -70,8 +71,8 @@ def _require_csrf(request: HttpRequest) -> None:
         raise Forbidden("CSRF check failed: reload the page and try again.", code="csrf_failed")
 
 
-def _request_meta(request: HttpRequest) -> dict[str, str | None]:
-    return {"request_id": getattr(request, "request_id", ""), "ip": client_ip(request)}
+def _request_id(request: HttpRequest) -> str:
+    return getattr(request, "request_id", "")
 
 
 def _me(user: User) -> dict[str, object]:
@@ -107,7 +108,8 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status[dict[str, object]]
         name=payload.name,
         email=payload.email,
         password=payload.password,
-        **_request_meta(request),
+        request_id=_request_id(request),
+        ip=client_ip(request),
     )
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return Status(201, _me(user))
@@ -181,14 +183,14 @@ def password_reset_confirm(request: HttpRequest, payload: PasswordResetConfirmIn
 # --- invitations (by token) ----------------------------------------------------------------
 
 
-@invitation_router.get("", response=InvitationPreviewOut, summary="Preview an invitation")
+@invitation_router.get("/{token}", response=InvitationPreviewOut, summary="Preview an invitation")
 def invitation_preview(request: HttpRequest, token: str) -> InvitationPreviewOut:
     invitation = services.invitation_by_token(token)
     return InvitationPreviewOut(
         org_name=invitation.org.name,
         org_slug=invitation.org.slug,
         email=invitation.email,
-        role=invitation.role,
+        role=OrgRole(invitation.role),
         invited_by=invitation.invited_by.name or invitation.invited_by.email
         if invitation.invited_by
         else None,
@@ -199,7 +201,7 @@ def invitation_preview(request: HttpRequest, token: str) -> InvitationPreviewOut
 
 
 @invitation_router.post(
-    "/accept", response=MeOut, auth=gate("user"), summary="Accept as the signed-in user"
+    "/{token}/accept", response=MeOut, auth=gate("user"), summary="Accept as the signed-in user"
 )
 def invitation_accept(request: HttpRequest, token: str) -> dict[str, object]:
     actor = actor_of(request)
@@ -212,7 +214,7 @@ def invitation_accept(request: HttpRequest, token: str) -> dict[str, object]:
 
 
 @invitation_router.post(
-    "/signup",
+    "/{token}/signup",
     response={201: MeOut},
     throttle=[ClientRateThrottle("signup")],
     summary="Accept by creating an account for the invited email",
@@ -222,7 +224,11 @@ def invitation_signup(
 ) -> Status[dict[str, object]]:
     _require_csrf(request)
     user, _membership = services.invitation_accept_new_account(
-        token=token, name=payload.name, password=payload.password, **_request_meta(request)
+        token=token,
+        name=payload.name,
+        password=payload.password,
+        request_id=_request_id(request),
+        ip=client_ip(request),
     )
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return Status(201, _me(user))
@@ -232,7 +238,7 @@ def invitation_signup(
 
 
 @orgs_router.post("", response={201: OrgOut}, summary="Create another organisation")
-def org_create(request: HttpRequest, payload: OrgCreateIn) -> tuple[int, OrgOut]:
+def org_create(request: HttpRequest, payload: OrgCreateIn) -> Status[OrgOut]:
     actor = actor_of(request)
     if actor.api_key is not None:
         raise Forbidden("API keys cannot create organisations.", code="not_for_keys")
@@ -245,7 +251,9 @@ def org_create(request: HttpRequest, payload: OrgCreateIn) -> tuple[int, OrgOut]
     )
     return Status(
         201,
-        OrgOut(id=org.id, name=org.name, slug=org.slug, created_at=org.created_at, role="owner"),
+        OrgOut(
+            id=org.id, name=org.name, slug=org.slug, created_at=org.created_at, role=OrgRole.OWNER
+        ),
     )
 
 

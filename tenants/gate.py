@@ -60,7 +60,9 @@ def _actor(request: HttpRequest, user: Any, api_key: ApiKey | None) -> Actor:
     )
 
 
-def _scoped(request: HttpRequest, actor: Actor, scope: Scope) -> Actor | OrgContext:
+def _scoped(
+    request: HttpRequest, actor: Actor, scope: Scope
+) -> Actor | OrgContext | WorkspaceContext:
     if scope == "user":
         return actor
     kwargs = request.resolver_match.kwargs if request.resolver_match else {}

@@ -2,6 +2,7 @@
 API keys and the audit log. Every public id is a UUID; integers never leave the server."""
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -14,14 +15,16 @@ from .roles import OrgRole, WorkspaceRole
 class FireFlowUserManager(UserManager["User"]):
     """Users log in by email; `username` mirrors it for Django's admin and guardian."""
 
-    def _create_user_object(self, username, email, password, **extra_fields):  # type: ignore[no-untyped-def]
-        email = self.normalize_email(email or username)
-        return super()._create_user_object(email, email, password, **extra_fields)
-
-    def create_user(self, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def,override]
+    def create_user(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra_fields: Any
+    ) -> "User":
+        email = self.normalize_email(email)
         return super().create_user(email, email, password, **extra_fields)
 
-    def create_superuser(self, email=None, password=None, **extra_fields):  # type: ignore[no-untyped-def,override]
+    def create_superuser(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra_fields: Any
+    ) -> "User":
+        email = self.normalize_email(email)
         return super().create_superuser(email, email, password, **extra_fields)
 
 
@@ -32,7 +35,7 @@ class User(AbstractUser):
     email_verified_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []  # type: ignore[var-annotated]
 
     objects = FireFlowUserManager()  # type: ignore[misc]
 

@@ -54,8 +54,9 @@ def workspace_explicit_roles(workspace: Workspace) -> dict[User, WorkspaceRole]:
         attach_perms=True,
         with_superusers=False,
         with_group_users=False,
-        only_with_perms_in=ALL_WORKSPACE_PERMS,
+        only_with_perms_in=list(ALL_WORKSPACE_PERMS),
     )
+    assert isinstance(users, dict)
     roles: dict[User, WorkspaceRole] = {}
     for user, perms in users.items():
         role = workspace_role_from_perms(frozenset(perms))

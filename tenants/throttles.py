@@ -3,6 +3,7 @@ password reset). Rates come from settings.RATE_LIMITS at request time; the count
 the shared cache, so they hold across web processes."""
 
 import threading
+import time
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -16,7 +17,7 @@ class ClientRateThrottle(SimpleRateThrottle):
     (ninja keeps one instance per operation and views run on many threads)."""
 
     def __init__(self, scope: str) -> None:
-        self.scope = scope
+        self.scope: str = scope
         self._local = threading.local()
 
     def get_cache_key(self, request: HttpRequest) -> str | None:
@@ -24,11 +25,11 @@ class ClientRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident} if ident else None
 
     def allow_request(self, request: HttpRequest) -> bool:
-        num_requests, duration = self.parse_rate(settings.RATE_LIMITS[self.scope])
+        num_requests, duration = self.parse_rate(settings.RATE_LIMITS[str(self.scope)])
         key = self.get_cache_key(request)
         if key is None or num_requests is None or duration is None:
             return True
-        now = self.timer()
+        now = time.time()
         history = [t for t in self.cache.get(key, []) if t > now - duration]
         if len(history) >= num_requests:
             self._local.wait = duration - (now - history[-1])

@@ -16,18 +16,18 @@ from tenants.api import (
 )
 
 _ERROR_STATUSES = {
-    "401": "Not authenticated",
-    "403": "Not allowed for your role",
-    "404": "Not found (or not yours to see)",
-    "409": "Conflict with the current state",
-    "422": "Invalid input",
-    "429": "Too many requests",
+    401: "Not authenticated",
+    403: "Not allowed for your role",
+    404: "Not found (or not yours to see)",
+    409: "Conflict with the current state",
+    422: "Invalid input",
+    429: "Too many requests",
 }
 
 
 class FireFlowAPI(NinjaAPI):
     def get_openapi_schema(self, **kwargs: Any) -> Any:
-        """Router prefixes carry path parameters ({org_slug}, {ws_id}, {token}) that ninja
+        """Router prefixes carry path parameters ({org_slug}, {ws_id}) that ninja
         does not declare on the operations: declare them, and the error responses every
         operation can give, so the schema is the whole contract."""
         schema = super().get_openapi_schema(**kwargs)
@@ -129,7 +129,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 api.add_router("/auth", auth_router)
-api.add_router("/invitations/{token}", invitation_router)
+api.add_router("/invitations", invitation_router)
 api.add_router("/orgs", orgs_router)
 api.add_router("/orgs/{org_slug}", org_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}", workspace_router)
