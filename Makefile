@@ -34,9 +34,10 @@ $(FRONTEND_STAMP): frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck:
-	$(BIN)/mypy platform tenants
+	$(BIN)/mypy platform tenants engine
 	cd frontend && npx tsc -b --noEmit
 
 frontend-test:

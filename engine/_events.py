@@ -1,0 +1,52 @@
+"""The event catalogue: every event a run emits, with its payload, documented once."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class EventType(StrEnum):
+    FLOW_STARTED = "FLOW_STARTED"  # {"inputs": {...}}
+    NODE_STARTED = "NODE_STARTED"  # {"type": node type}
+    NODE_COMPLETED = "NODE_COMPLETED"  # {"outputs": [taken output ports]}
+    NODE_FAILED = "NODE_FAILED"  # {"error": message}
+    NODE_SKIPPED = "NODE_SKIPPED"  # {"reason": why it did not run}
+    PORT_VALUE_CHANGED = "PORT_VALUE_CHANGED"  # {"value": the value on node.port}
+    FLOW_COMPLETED = "FLOW_COMPLETED"  # {"outputs": {...}}
+    FLOW_FAILED = "FLOW_FAILED"  # {"error": summary, "failed_nodes": [...]}
+
+
+EVENT_PAYLOADS: dict[EventType, str] = {
+    EventType.FLOW_STARTED: "inputs: the run's inputs",
+    EventType.NODE_STARTED: "type: the node's type",
+    EventType.NODE_COMPLETED: "outputs: the output ports that produced a value",
+    EventType.NODE_FAILED: "error: what went wrong, for the user",
+    EventType.NODE_SKIPPED: "reason: why the node did not run (untaken branch, failed input)",
+    EventType.PORT_VALUE_CHANGED: "value: the value that left the node through `port`",
+    EventType.FLOW_COMPLETED: "outputs: the run's outputs by output-node name",
+    EventType.FLOW_FAILED: "error: a summary; failed_nodes: the ids of the nodes that failed",
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    node: str | None = None
+    port: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """Port: where a run's events go (the platform writes them to its event table)."""
+
+    async def emit(self, events: list[Event]) -> None: ...
+
+
+class MemoryEventSink:
+    """Keeps events in a list (tests, local runs)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def emit(self, events: list[Event]) -> None:
+        self.events.extend(events)

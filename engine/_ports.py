@@ -1,0 +1,54 @@
+"""Port types and the rules for which output may feed which input."""
+
+from enum import StrEnum
+
+
+class PortType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    JSON = "json"
+    LIST = "list"
+    MESSAGES = "messages"
+    STREAM = "stream"
+    FILE = "file"
+    SECRET_REF = "secret_ref"
+    # Only where a node declares it: accepts (or produces) any plain value.
+    ANY = "any"
+
+
+P = PortType
+
+# source type -> the input types it may connect to (besides its own).
+# A stream reaching a text input is collected first; numbers and booleans become text.
+# A secret reference never flows anywhere but into a secret-reference input.
+_COMPATIBLE: dict[PortType, frozenset[PortType]] = {
+    P.TEXT: frozenset({P.TEXT, P.JSON, P.ANY}),
+    P.NUMBER: frozenset({P.NUMBER, P.TEXT, P.JSON, P.ANY}),
+    P.BOOLEAN: frozenset({P.BOOLEAN, P.TEXT, P.JSON, P.ANY}),
+    P.JSON: frozenset({P.JSON, P.ANY}),
+    P.LIST: frozenset({P.LIST, P.JSON, P.ANY}),
+    P.MESSAGES: frozenset({P.MESSAGES, P.JSON, P.ANY}),
+    P.STREAM: frozenset({P.STREAM, P.TEXT}),
+    P.FILE: frozenset({P.FILE, P.ANY}),
+    P.SECRET_REF: frozenset({P.SECRET_REF}),
+    # An `any` output is checked against the input's type when the value arrives.
+    P.ANY: frozenset({P.ANY, P.JSON, P.TEXT, P.NUMBER, P.BOOLEAN, P.LIST, P.MESSAGES}),
+}
+
+
+def can_connect(source: PortType, target: PortType) -> bool:
+    """True when an output of type `source` may feed an input of type `target`."""
+    return target in _COMPATIBLE[source]
+
+
+def accepted_sources(target: PortType) -> list[PortType]:
+    """The output types an input of type `target` accepts (for error messages and the UI)."""
+    return [source for source in PortType if can_connect(source, target)]
+
+
+def compatibility_table() -> dict[str, list[str]]:
+    """The whole rule set, as served to the builder so it mirrors the server."""
+    return {
+        source.value: sorted(t.value for t in targets) for source, targets in _COMPATIBLE.items()
+    }

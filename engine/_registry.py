@@ -1,0 +1,140 @@
+"""Node types: one base class, registered by name. Duplicate names fail at import."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from ._ports import PortType
+
+
+class Effect(StrEnum):
+    """What running a node does to the world; decides how it is checkpointed.
+
+    pure: deterministic, no I/O (recomputed on replay, no checkpoint of its own);
+    read: reads outside state; write: changes our data; external: talks to the world."""
+
+    PURE = "pure"
+    READ = "read"
+    WRITE = "write"
+    EXTERNAL = "external"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    type: PortType
+    required: bool = True
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type.value,
+            "required": self.required,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a node may know about where it runs (ids only: nothing secret)."""
+
+    run_id: str
+    node_id: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class NodeError(Exception):
+    """A node failed for a reason its user can act on (the message says which)."""
+
+
+class NodeType:
+    """Base class of every node type. Subclasses set the class attributes and `execute`;
+    nodes whose ports depend on their config override `inputs` / `outputs`."""
+
+    type_name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    category: ClassVar[str] = "general"
+    effect: ClassVar[Effect] = Effect.PURE
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+    INPUTS: ClassVar[tuple[Port, ...]] = ()
+    OUTPUTS: ClassVar[tuple[Port, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type_name" in cls.__dict__:
+            register(cls)
+
+    @classmethod
+    def inputs(cls, config: Mapping[str, Any]) -> tuple[Port, ...]:
+        return cls.INPUTS
+
+    @classmethod
+    def outputs(cls, config: Mapping[str, Any]) -> tuple[Port, ...]:
+        return cls.OUTPUTS
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        """Compute the node's outputs (a dict: output port name -> value). An output port
+        left out of the dict is not taken (its downstream is skipped)."""
+        raise NotImplementedError
+
+
+class DuplicateNodeType(Exception):
+    pass
+
+
+_REGISTRY: dict[str, type[NodeType]] = {}
+
+
+def register(cls: type[NodeType]) -> type[NodeType]:
+    name = cls.type_name
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing is not cls:
+        raise DuplicateNodeType(
+            f"node type '{name}' is registered twice: {existing.__module__}.{existing.__name__} "
+            f"and {cls.__module__}.{cls.__name__}"
+        )
+    _REGISTRY[name] = cls
+    return cls
+
+
+def node_type(name: str) -> type[NodeType] | None:
+    return _REGISTRY.get(name)
+
+
+def node_types() -> dict[str, type[NodeType]]:
+    return dict(sorted(_REGISTRY.items()))
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every node type as the builder and API users see it."""
+    items = []
+    for name, cls in node_types().items():
+        items.append(
+            {
+                "type": name,
+                "title": cls.title,
+                "description": cls.description,
+                "category": cls.category,
+                "effect": cls.effect.value,
+                "config_schema": cls.config_schema,
+                "inputs": [p.to_json() for p in cls.inputs({})],
+                "outputs": [p.to_json() for p in cls.outputs({})],
+                "dynamic_ports": "inputs" in _overrides(cls) or "outputs" in _overrides(cls),
+            }
+        )
+    return items
+
+
+def _overrides(cls: type[NodeType]) -> set[str]:
+    return {
+        name
+        for klass in cls.__mro__
+        if klass is not NodeType and issubclass(klass, NodeType)
+        for name in ("inputs", "outputs")
+        if name in klass.__dict__
+    }

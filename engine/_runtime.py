@@ -1,0 +1,202 @@
+"""Running a validated flow: every node starts once all its inputs have settled.
+
+A node whose required input did not arrive (an untaken branch, a failed or skipped
+upstream) is skipped with the reason; a failing node fails only its own downstream, and its
+siblings go on (allSettled) unless the flow sets `fail_fast`."""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._document import FlowDocument
+from ._events import Event, EventSink, EventType, MemoryEventSink
+from ._planner import topological_order
+from ._registry import NodeContext, NodeError
+from ._validate import FlowInvalid, Issue, ResolvedNode, parse_flow, resolve_nodes
+
+NodeStatus = Literal["completed", "failed", "skipped"]
+NodeCall = Callable[[ResolvedNode, dict[str, Any], NodeContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class NodeOutcome:
+    status: NodeStatus
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    status: Literal["completed", "failed"]
+    outputs: dict[str, Any]
+    nodes: dict[str, NodeOutcome]
+    error: str | None = None
+
+
+async def _call_directly(
+    node: ResolvedNode, inputs: dict[str, Any], ctx: NodeContext
+) -> dict[str, Any]:
+    return await node.cls().execute(node.spec.config, inputs, ctx)
+
+
+def check_run_inputs(document: FlowDocument, inputs: Mapping[str, Any]) -> None:
+    """Refuse run inputs that the flow's input nodes do not accept, naming the field."""
+    issues = []
+    declared: set[str] = set()
+    for spec in document.nodes:
+        if spec.type != "input":
+            continue
+        for f in spec.config.get("fields", []):
+            declared.add(f["name"])
+            if f["name"] not in inputs and f.get("required", True) and "default" not in f:
+                issues.append(
+                    Issue(
+                        "missing_run_input",
+                        f"input '{f['name']}' ({f['type']}) is required",
+                        node=spec.id,
+                        port=f["name"],
+                    )
+                )
+    for name in sorted(set(inputs) - declared):
+        issues.append(
+            Issue(
+                "unknown_run_input",
+                f"input '{name}' is not an input of this flow; its inputs are: "
+                f"{', '.join(sorted(declared)) or 'none'}",
+                port=name,
+            )
+        )
+    if issues:
+        raise FlowInvalid(issues)
+
+
+async def run_flow(
+    raw: Any,
+    inputs: Mapping[str, Any],
+    *,
+    run_id: str = "local",
+    events: EventSink | None = None,
+    call_node: NodeCall = _call_directly,
+) -> RunResult:
+    """Run a flow document to the end. `call_node` is where a durable runtime wraps nodes
+    with effects into checkpointed steps; by default nodes are called directly."""
+    document = parse_flow(raw)
+    check_run_inputs(document, inputs)
+    run = _Run(document, inputs, run_id, events or MemoryEventSink(), call_node)
+    return await run.execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        document: FlowDocument,
+        inputs: Mapping[str, Any],
+        run_id: str,
+        sink: EventSink,
+        call_node: NodeCall,
+    ) -> None:
+        self.document = document
+        self.inputs = dict(inputs)
+        self.run_id = run_id
+        self.sink = sink
+        self.call_node = call_node
+        self.nodes = resolve_nodes(document)
+        self.graph: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
+        # target node -> [(its input port, source node, source output port)]
+        self.feeds: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for edge in document.edges:
+            src, dst = edge.source_ref, edge.target_ref
+            self.graph[src.node].add(dst.node)
+            self.feeds[dst.node].append((dst.port, src.node, src.port))
+        self.outcomes: dict[str, NodeOutcome] = {}
+        self.done = {node_id: asyncio.Event() for node_id in self.nodes}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def execute(self) -> RunResult:
+        await self.sink.emit([Event(EventType.FLOW_STARTED, payload={"inputs": self.inputs})])
+        order = topological_order(self.graph)
+        self.tasks = [asyncio.create_task(self._node(n), name=n) for n in order]
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for node_id in order:
+            self.outcomes.setdefault(node_id, NodeOutcome("skipped", error="cancelled: fail_fast"))
+        outputs = {}
+        for node_id, node in self.nodes.items():
+            if node.spec.type == "output" and self.outcomes[node_id].status == "completed":
+                value = self._input_value(node_id, "value")
+                if value is not _MISSING:
+                    outputs[node.spec.config["name"]] = value
+        failed = [node_id for node_id in order if self.outcomes[node_id].status == "failed"]
+        if failed:
+            error = "; ".join(f"{n}: {self.outcomes[n].error}" for n in failed)
+            payload = {"error": error, "failed_nodes": failed}
+            await self.sink.emit([Event(EventType.FLOW_FAILED, payload=payload)])
+            return RunResult("failed", outputs, self.outcomes, error)
+        await self.sink.emit([Event(EventType.FLOW_COMPLETED, payload={"outputs": outputs})])
+        return RunResult("completed", outputs, self.outcomes)
+
+    async def _node(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        for _, src, _ in self.feeds[node_id]:
+            await self.done[src].wait()
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        for port, src, out in self.feeds[node_id]:
+            upstream = self.outcomes[src]
+            if upstream.status == "completed" and out in upstream.outputs:
+                values[port] = upstream.outputs[out]
+            elif node.inputs[port].required:
+                reason = "failed" if upstream.status == "failed" else "did not produce a value"
+                missing.append(f"{port} ({src}.{out} {reason})")
+        if missing:
+            self.outcomes[node_id] = NodeOutcome("skipped", error="; ".join(missing))
+            payload = {"reason": f"no value for {', '.join(missing)}"}
+            await self.sink.emit([Event(EventType.NODE_SKIPPED, node_id, payload=payload)])
+        else:
+            await self._execute(node_id, node, values)
+        self.done[node_id].set()
+
+    async def _execute(self, node_id: str, node: ResolvedNode, values: dict[str, Any]) -> None:
+        started = Event(EventType.NODE_STARTED, node_id, payload={"type": node.spec.type})
+        await self.sink.emit([started])
+        ctx = NodeContext(run_id=self.run_id, node_id=node_id, extra={"run_inputs": self.inputs})
+        try:
+            produced = await self.call_node(node, values, ctx)
+        except NodeError as exc:
+            await self._fail(node_id, str(exc))
+            return
+        except Exception as exc:  # a node's bug fails its branch, not the run
+            await self._fail(node_id, f"{type(exc).__name__}: {exc}")
+            return
+        unknown = set(produced) - set(node.outputs)
+        if unknown:
+            await self._fail(node_id, f"produced unknown outputs {sorted(unknown)}")
+            return
+        self.outcomes[node_id] = NodeOutcome("completed", outputs=produced)
+        await self.sink.emit(
+            [
+                *(
+                    Event(EventType.PORT_VALUE_CHANGED, node_id, port, {"value": value})
+                    for port, value in produced.items()
+                ),
+                Event(EventType.NODE_COMPLETED, node_id, payload={"outputs": sorted(produced)}),
+            ]
+        )
+
+    async def _fail(self, node_id: str, message: str) -> None:
+        self.outcomes[node_id] = NodeOutcome("failed", error=message)
+        await self.sink.emit([Event(EventType.NODE_FAILED, node_id, payload={"error": message})])
+        if self.document.settings.fail_fast:
+            for task in self.tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+    def _input_value(self, node_id: str, port_name: str) -> Any:
+        for port, src, out in self.feeds[node_id]:
+            if port == port_name and out in self.outcomes[src].outputs:
+                return self.outcomes[src].outputs[out]
+        return _MISSING
+
+
+_MISSING = object()

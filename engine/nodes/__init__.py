@@ -1,0 +1,5 @@
+"""The built-in node library. Importing this package registers every node type."""
+
+from . import _core
+
+__all__ = ["_core"]
