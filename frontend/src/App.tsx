@@ -1,0 +1,95 @@
+import type { ReactNode } from "react";
+import { Link, Navigate, Route, Routes, useParams } from "react-router";
+import { useAuth } from "./lib/auth";
+import { homeSection } from "./lib/permissions";
+import { Spinner } from "./components/ui";
+import { AcceptInvitationPage } from "./pages/AcceptInvitation";
+import { ApiKeysPage } from "./pages/ApiKeys";
+import { AuditPage } from "./pages/Audit";
+import { BillingPage } from "./pages/Billing";
+import { InvitationsPage } from "./pages/Invitations";
+import { LoginPage } from "./pages/Login";
+import { MembersPage } from "./pages/Members";
+import { OrgLayout, RequireAuth, SectionGuard } from "./pages/OrgLayout";
+import { ForgotPasswordPage, ResetPasswordPage } from "./pages/PasswordReset";
+import { SignupPage } from "./pages/Signup";
+import { VerifyEmailPage } from "./pages/VerifyEmail";
+import { WorkspaceDetailPage } from "./pages/WorkspaceDetail";
+import { WorkspacesPage } from "./pages/Workspaces";
+import { AuthLayout } from "./pages/AuthLayout";
+import { useOrg } from "./lib/org";
+
+/** `/`: the first organisation's home, or the login page. */
+function Home() {
+  const { me } = useAuth();
+  if (me === undefined) return <Spinner />;
+  if (me === null) return <Navigate to="/login" replace />;
+  const first = me.organizations[0];
+  if (!first) {
+    return (
+      <AuthLayout title="No organisation yet" lead="You are not a member of any organisation.">
+        <p className="muted" style={{ textAlign: "center" }}>
+          Ask someone to invite you, or <Link to="/signup">create a new organisation</Link> with another email.
+        </p>
+      </AuthLayout>
+    );
+  }
+  return <Navigate to={`/orgs/${first.slug}/${homeSection(first.role)}`} replace />;
+}
+
+/** Visitors only: a signed-in user opening /login goes to the console. */
+function GuestOnly({ children }: { children: ReactNode }) {
+  const { me } = useAuth();
+  if (me === undefined) return <Spinner />;
+  if (me) return <Home />;
+  return <>{children}</>;
+}
+
+function OrgHome() {
+  const { role } = useOrg();
+  const { slug } = useParams();
+  return <Navigate to={`/orgs/${slug}/${homeSection(role)}`} replace />;
+}
+
+function NotFound() {
+  return (
+    <AuthLayout title="Page not found" lead="There is nothing at this address.">
+      <Link className="btn btn-block" to="/">
+        Go to the console
+      </Link>
+    </AuthLayout>
+  );
+}
+
+export function AppRoutes() {
+  return (
+    <Routes>
+      <Route path="/" element={<Home />} />
+      <Route path="/login" element={<GuestOnly><LoginPage /></GuestOnly>} />
+      <Route path="/signup" element={<GuestOnly><SignupPage /></GuestOnly>} />
+      <Route path="/forgot-password" element={<ForgotPasswordPage />} />
+      <Route path="/reset-password" element={<ResetPasswordPage />} />
+      <Route path="/verify-email" element={<VerifyEmailPage />} />
+      <Route path="/invitations/:token" element={<AcceptInvitationPage />} />
+      <Route
+        path="/orgs/:slug"
+        element={
+          <RequireAuth>
+            <OrgLayout />
+          </RequireAuth>
+        }
+      >
+        <Route index element={<OrgHome />} />
+        <Route path="workspaces" element={<SectionGuard section="workspaces"><WorkspacesPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId" element={<SectionGuard section="workspaces"><WorkspaceDetailPage /></SectionGuard>} />
+        <Route path="members" element={<SectionGuard section="members"><MembersPage /></SectionGuard>} />
+        <Route path="invitations" element={<SectionGuard section="invitations"><InvitationsPage /></SectionGuard>} />
+        <Route path="audit" element={<SectionGuard section="audit"><AuditPage /></SectionGuard>} />
+        <Route path="api-keys" element={<SectionGuard section="api-keys"><ApiKeysPage /></SectionGuard>} />
+        <Route path="billing" element={<SectionGuard section="billing"><BillingPage /></SectionGuard>} />
+        <Route path="*" element={<NotFound />} />
+      </Route>
+      <Route path="*" element={<NotFound />} />
+    </Routes>
+  );
+}

@@ -1,0 +1,341 @@
+/** The console's building blocks: buttons, fields, badges, dialogs, alerts, empty states. */
+import {
+  useEffect,
+  useId,
+  useRef,
+  useState,
+  type ButtonHTMLAttributes,
+  type InputHTMLAttributes,
+  type ReactNode,
+  type SelectHTMLAttributes,
+} from "react";
+
+type Variant = "default" | "primary" | "danger" | "ghost" | "danger-ghost";
+
+export function Button({
+  variant = "default",
+  size,
+  block,
+  busy,
+  className,
+  children,
+  disabled,
+  type = "button",
+  ...rest
+}: ButtonHTMLAttributes<HTMLButtonElement> & {
+  variant?: Variant;
+  size?: "sm";
+  block?: boolean;
+  busy?: boolean;
+}) {
+  const classes = [
+    "btn",
+    variant !== "default" && `btn-${variant}`,
+    size === "sm" && "btn-sm",
+    block && "btn-block",
+    className,
+  ]
+    .filter(Boolean)
+    .join(" ");
+  return (
+    <button type={type} className={classes} disabled={disabled || busy} aria-busy={busy || undefined} {...rest}>
+      {busy ? <span className="spinner" aria-hidden="true" style={{ width: 14, height: 14 }} /> : null}
+      {children}
+    </button>
+  );
+}
+
+interface FieldProps {
+  label: string;
+  error?: string;
+  hint?: ReactNode;
+  children: (props: { id: string; "aria-invalid"?: true; "aria-describedby"?: string }) => ReactNode;
+}
+
+/** A labelled control with its hint and its server-side error (from `fields`). */
+export function Field({ label, error, hint, children }: FieldProps) {
+  const id = useId();
+  const described = [hint ? `${id}-hint` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ");
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      {children({
+        id,
+        "aria-invalid": error ? true : undefined,
+        "aria-describedby": described || undefined,
+      })}
+      {hint ? (
+        <span className="hint" id={`${id}-hint`}>
+          {hint}
+        </span>
+      ) : null}
+      {error ? (
+        <span className="error" id={`${id}-error`} role="alert">
+          {error}
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
+export function TextField({
+  label,
+  error,
+  hint,
+  ...input
+}: { label: string; error?: string; hint?: ReactNode } & InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(a11y) => <input className="input" {...a11y} {...input} />}
+    </Field>
+  );
+}
+
+export function SelectField({
+  label,
+  error,
+  hint,
+  children,
+  ...select
+}: { label: string; error?: string; hint?: ReactNode } & SelectHTMLAttributes<HTMLSelectElement>) {
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(a11y) => (
+        <select className="select" {...a11y} {...select}>
+          {children}
+        </select>
+      )}
+    </Field>
+  );
+}
+
+export function Alert({
+  kind = "error",
+  children,
+  testId,
+}: {
+  kind?: "error" | "success" | "warn" | "info";
+  children: ReactNode;
+  testId?: string;
+}) {
+  return (
+    <div className={`alert alert-${kind}`} role={kind === "error" ? "alert" : "status"} data-testid={testId}>
+      {children}
+    </div>
+  );
+}
+
+export function Badge({ tone, children }: { tone?: string; children: ReactNode }) {
+  return <span className={`badge${tone ? ` badge-${tone}` : ""}`}>{children}</span>;
+}
+
+export function RoleBadge({ role }: { role: string | null | undefined }) {
+  if (!role) return <Badge tone="muted">none</Badge>;
+  return <Badge tone={role === "member" ? undefined : role}>{role}</Badge>;
+}
+
+export function Spinner({ label = "Loading" }: { label?: string }) {
+  return (
+    <div className="center" role="status">
+      <span className="spinner" aria-hidden="true" />
+      <span className="sr-only">{label}</span>
+    </div>
+  );
+}
+
+export function EmptyState({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="empty">
+      <h3>{title}</h3>
+      {children ? <div>{children}</div> : null}
+    </div>
+  );
+}
+
+export function PageHeader({
+  title,
+  description,
+  actions,
+  breadcrumbs,
+}: {
+  title: ReactNode;
+  description?: ReactNode;
+  actions?: ReactNode;
+  breadcrumbs?: ReactNode;
+}) {
+  return (
+    <header className="page-header">
+      <div>
+        {breadcrumbs ? <div className="breadcrumbs">{breadcrumbs}</div> : null}
+        <h1>{title}</h1>
+        {description ? <p>{description}</p> : null}
+      </div>
+      {actions ? <div className="page-actions">{actions}</div> : null}
+    </header>
+  );
+}
+
+export function initials(nameOrEmail: string): string {
+  const parts = nameOrEmail.replace(/@.*/, "").split(/[\s._-]+/).filter(Boolean);
+  return ((parts[0]?.[0] ?? "?") + (parts[1]?.[0] ?? "")).toUpperCase();
+}
+
+/** A modal dialog: focus moves in, Escape closes, focus returns to the opener. */
+export function Dialog({
+  title,
+  description,
+  onClose,
+  children,
+  footer,
+  testId,
+}: {
+  title: string;
+  description?: ReactNode;
+  onClose: () => void;
+  children?: ReactNode;
+  footer?: ReactNode;
+  testId?: string;
+}) {
+  const titleId = useId();
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const opener = document.activeElement as HTMLElement | null;
+    const first = ref.current?.querySelector<HTMLElement>("input, select, textarea, button:not([data-close])");
+    (first ?? ref.current)?.focus();
+    return () => opener?.focus?.();
+  }, []);
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape") onClose();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [onClose]);
+  return (
+    <div className="overlay" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div
+        className="dialog"
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby={titleId}
+        ref={ref}
+        tabIndex={-1}
+        data-testid={testId}
+      >
+        <div className="dialog-header">
+          <h2 id={titleId}>{title}</h2>
+          {description ? <p>{description}</p> : null}
+        </div>
+        {children ? <div className="dialog-body">{children}</div> : null}
+        {footer ? <div className="dialog-footer">{footer}</div> : null}
+      </div>
+    </div>
+  );
+}
+
+/** Ask before doing something that cannot be undone; shows the server's refusal inline. */
+export function ConfirmDialog({
+  title,
+  description,
+  confirmLabel,
+  onConfirm,
+  onClose,
+  danger = true,
+}: {
+  title: string;
+  description: ReactNode;
+  confirmLabel: string;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+  danger?: boolean;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const confirm = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+      onClose();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog
+      title={title}
+      description={description}
+      onClose={onClose}
+      footer={
+        <>
+          <Button variant="ghost" onClick={onClose} data-close>
+            Cancel
+          </Button>
+          <Button variant={danger ? "danger" : "primary"} busy={busy} onClick={confirm}>
+            {confirmLabel}
+          </Button>
+        </>
+      }
+    >
+      {error ? <Alert>{error}</Alert> : null}
+    </Dialog>
+  );
+}
+
+/** A read-only value with a copy button (invitation links, API keys). */
+export function CopyField({ value, label, testId }: { value: string; label: string; testId?: string }) {
+  const [copied, setCopied] = useState(false);
+  const inputRef = useRef<HTMLInputElement>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+    } catch {
+      // Clipboard API unavailable (http, old browser): select the text for Ctrl+C instead.
+      inputRef.current?.select();
+      document.execCommand?.("copy");
+    }
+    setCopied(true);
+    window.setTimeout(() => setCopied(false), 2000);
+  };
+  return (
+    <div className="copy-field">
+      <input
+        ref={inputRef}
+        className="input"
+        readOnly
+        value={value}
+        aria-label={label}
+        data-testid={testId}
+        onFocus={(e) => e.currentTarget.select()}
+      />
+      <Button onClick={copy} aria-label={`Copy ${label.toLowerCase()}`}>
+        {copied ? "Copied" : "Copy"}
+      </Button>
+    </div>
+  );
+}
+
+export function formatDate(value: string | null | undefined): string {
+  if (!value) return "—";
+  const date = new Date(value);
+  return date.toLocaleString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+}
+
+export function relativeTime(value: string | null | undefined): string {
+  if (!value) return "never";
+  const seconds = Math.round((Date.now() - new Date(value).getTime()) / 1000);
+  const abs = Math.abs(seconds);
+  const fmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  if (abs < 60) return fmt.format(-seconds, "second");
+  if (abs < 3600) return fmt.format(-Math.round(seconds / 60), "minute");
+  if (abs < 86400) return fmt.format(-Math.round(seconds / 3600), "hour");
+  if (abs < 86400 * 30) return fmt.format(-Math.round(seconds / 86400), "day");
+  return formatDate(value);
+}

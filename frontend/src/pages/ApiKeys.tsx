@@ -1,0 +1,290 @@
+import { useMemo, useState, type FormEvent } from "react";
+import { api, call, type ApiKey, type ApiKeyCreated } from "../api/client";
+import { useToast } from "../components/toast";
+import {
+  Alert,
+  Badge,
+  Button,
+  ConfirmDialog,
+  CopyField,
+  Dialog,
+  EmptyState,
+  PageHeader,
+  RoleBadge,
+  SelectField,
+  Spinner,
+  TextField,
+  formatDate,
+  relativeTime,
+} from "../components/ui";
+import { useAsync, usePaged, useSubmit } from "../lib/hooks";
+import { useOrg } from "../lib/org";
+import { isManager, keyOrgRoles, keyWorkspaceRoles } from "../lib/permissions";
+
+export function ApiKeysPage() {
+  const { org, role } = useOrg();
+  const toast = useToast();
+  const [creating, setCreating] = useState(false);
+  const [revoking, setRevoking] = useState<ApiKey | null>(null);
+  const workspaces = useAsync(
+    () =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/workspaces", {
+          params: { path: { org_slug: org.slug }, query: { include_archived: true, page_size: 200 } },
+        }),
+      ),
+    [org.slug],
+  );
+  const workspaceNames = useMemo(
+    () => new Map((workspaces.data?.results ?? []).map((w) => [w.id, w.name])),
+    [workspaces.data],
+  );
+  const list = usePaged(
+    (cursor) =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/api-keys", {
+          params: { path: { org_slug: org.slug }, query: { cursor: cursor ?? undefined, page_size: 50 } },
+        }),
+      ),
+    [org.slug],
+  );
+
+  return (
+    <>
+      <PageHeader
+        title="API keys"
+        description={
+          isManager(role)
+            ? "Keys act for the person who made them, capped at a role. You see every key of the organisation."
+            : "Keys act for you, capped at a role and optionally scoped to one workspace."
+        }
+        actions={
+          <Button variant="primary" onClick={() => setCreating(true)}>
+            Create API key
+          </Button>
+        }
+      />
+      <section className="card" aria-label="API keys">
+        {list.error ? (
+          <div className="card-body">
+            <Alert>{list.error.detail}</Alert>
+          </div>
+        ) : list.loading ? (
+          <Spinner />
+        ) : list.items.length === 0 ? (
+          <EmptyState title="No API keys">Create one to call the FireFlow API from a program.</EmptyState>
+        ) : (
+          <div className="table-wrap">
+            <table className="table">
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Key</th>
+                  <th>Scope</th>
+                  <th>Role cap</th>
+                  <th>Owner</th>
+                  <th>Created</th>
+                  <th>Last used</th>
+                  <th>Status</th>
+                  <th className="actions">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.items.map((key) => (
+                  <tr key={key.id} className={key.revoked ? "is-dim" : undefined} data-testid="api-key-row">
+                    <td>
+                      <strong>{key.name}</strong>
+                    </td>
+                    <td>
+                      <code>{key.prefix}…</code>
+                    </td>
+                    <td>
+                      {key.workspace_id ? (
+                        <>Workspace: {workspaceNames.get(key.workspace_id) ?? "unknown"}</>
+                      ) : (
+                        "Organisation"
+                      )}
+                    </td>
+                    <td>
+                      <RoleBadge role={key.role} />
+                    </td>
+                    <td className="small">{key.user_email}</td>
+                    <td className="small">{formatDate(key.created_at)}</td>
+                    <td className="small" title={key.last_used_at ?? undefined}>
+                      {relativeTime(key.last_used_at)}
+                    </td>
+                    <td>{key.revoked ? <Badge tone="danger">Revoked</Badge> : <Badge tone="success">Active</Badge>}</td>
+                    <td className="actions">
+                      {!key.revoked ? (
+                        <Button
+                          size="sm"
+                          variant="danger-ghost"
+                          onClick={() => setRevoking(key)}
+                          aria-label={`Revoke ${key.name}`}
+                        >
+                          Revoke
+                        </Button>
+                      ) : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {list.hasMore ? (
+              <div className="table-foot">
+                <Button onClick={list.loadMore} busy={list.loadingMore}>
+                  Load more
+                </Button>
+              </div>
+            ) : null}
+          </div>
+        )}
+      </section>
+      {creating ? (
+        <CreateKeyDialog
+          workspaces={(workspaces.data?.results ?? []).filter((w) => !w.archived && w.role)}
+          onCreated={() => list.reload()}
+          onClose={() => setCreating(false)}
+        />
+      ) : null}
+      {revoking ? (
+        <ConfirmDialog
+          title={`Revoke ${revoking.name}?`}
+          description={
+            <>
+              Programs using <code>{revoking.prefix}…</code> are refused from now on. This cannot be undone.
+            </>
+          }
+          confirmLabel="Revoke key"
+          onClose={() => setRevoking(null)}
+          onConfirm={async () => {
+            await call(() =>
+              api.DELETE("/api/orgs/{org_slug}/api-keys/{key_id}", {
+                params: { path: { org_slug: org.slug, key_id: revoking.id } },
+              }),
+            );
+            toast.success(`${revoking.name} revoked.`);
+            list.reload();
+          }}
+        />
+      ) : null}
+    </>
+  );
+}
+
+function CreateKeyDialog({
+  workspaces,
+  onCreated,
+  onClose,
+}: {
+  workspaces: { id: string; name: string; role: string | null }[];
+  onCreated: () => void;
+  onClose: () => void;
+}) {
+  const { org, role: orgRole } = useOrg();
+  const [name, setName] = useState("");
+  const [scope, setScope] = useState(""); // "" = organisation, else a workspace id
+  const workspace = workspaces.find((w) => w.id === scope);
+  const roles: string[] = workspace
+    ? keyWorkspaceRoles(workspace.role as Parameters<typeof keyWorkspaceRoles>[0])
+    : keyOrgRoles(orgRole);
+  const [role, setRole] = useState("");
+  const chosenRole = roles.includes(role) ? role : (roles[0] ?? "");
+  const [created, setCreated] = useState<ApiKeyCreated | null>(null);
+  const submit = useSubmit();
+
+  const onSubmit = async (event: FormEvent) => {
+    event.preventDefault();
+    await submit.run(async () => {
+      const key = await call(() =>
+        api.POST("/api/orgs/{org_slug}/api-keys", {
+          params: { path: { org_slug: org.slug } },
+          body: { name, role: chosenRole, workspace_id: scope || null },
+        }),
+      );
+      setCreated(key);
+      onCreated();
+    });
+  };
+
+  if (created) {
+    return (
+      <Dialog
+        title="Copy your new API key"
+        onClose={onClose}
+        testId="api-key-created"
+        footer={
+          <Button variant="primary" onClick={onClose}>
+            I have stored it
+          </Button>
+        }
+      >
+        <div className="stack">
+          <Alert kind="warn">
+            This is the only time the key is shown. Store it in a secret manager now: FireFlow keeps only a hash and
+            cannot show it again.
+          </Alert>
+          <CopyField value={created.key} label="API key" testId="api-key-secret" />
+          <p className="small muted" style={{ margin: 0 }}>
+            Send it as <code>Authorization: Bearer {created.prefix}…</code>
+          </p>
+        </div>
+      </Dialog>
+    );
+  }
+
+  return (
+    <Dialog title="Create API key" description="The key acts for you, never above your own role." onClose={onClose}>
+      <form className="stack" onSubmit={onSubmit} noValidate aria-label="Create API key">
+        {submit.error ? <Alert>{submit.error}</Alert> : null}
+        <TextField
+          label="Name"
+          name="name"
+          required
+          placeholder="CI deploy"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          error={submit.fields.name}
+        />
+        <SelectField
+          label="Scope"
+          name="workspace_id"
+          value={scope}
+          onChange={(e) => setScope(e.target.value)}
+          error={submit.fields.workspace_id}
+        >
+          <option value="">Whole organisation</option>
+          {workspaces.map((w) => (
+            <option key={w.id} value={w.id}>
+              Workspace: {w.name}
+            </option>
+          ))}
+        </SelectField>
+        <SelectField
+          label="Role cap"
+          name="role"
+          value={chosenRole}
+          onChange={(e) => setRole(e.target.value)}
+          error={submit.fields.role}
+          hint={workspace ? "A workspace role on this workspace." : "An organisation role."}
+        >
+          {roles.map((r) => (
+            <option key={r} value={r}>
+              {r[0]!.toUpperCase() + r.slice(1)}
+            </option>
+          ))}
+        </SelectField>
+        <div className="form-actions">
+          <Button variant="ghost" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="primary" busy={submit.busy} disabled={!chosenRole}>
+            Create key
+          </Button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

@@ -1,0 +1,122 @@
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate } from "react-router";
+import { api, call } from "../api/client";
+import { Alert, Button, Field, TextField } from "../components/ui";
+import { useAuth } from "../lib/auth";
+import { useSubmit } from "../lib/hooks";
+import { AuthLayout } from "./AuthLayout";
+
+/** "Acme Robotics, Inc." -> "acme-robotics-inc" (the API's slug rules: 3-50 of a-z, 0-9, -). */
+export function slugify(name: string): string {
+  return name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 50)
+    .replace(/-+$/g, "");
+}
+
+export function SignupPage() {
+  const { setMe } = useAuth();
+  const navigate = useNavigate();
+  const [orgName, setOrgName] = useState("");
+  const [slug, setSlug] = useState("");
+  const [slugEdited, setSlugEdited] = useState(false);
+  const [name, setName] = useState("");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const submit = useSubmit();
+
+  const onSubmit = async (event: FormEvent) => {
+    event.preventDefault();
+    await submit.run(async () => {
+      const me = await call(() =>
+        api.POST("/api/auth/signup", {
+          body: { org_name: orgName, org_slug: slug, name, email, password },
+        }),
+      );
+      setMe(me);
+      navigate(`/orgs/${me.organizations[0]?.slug ?? slug}/workspaces`, { replace: true });
+    });
+  };
+
+  return (
+    <AuthLayout
+      title="Create your organisation"
+      lead="Start building agent flows with your team."
+      footer={
+        <>
+          Already have an account? <Link to="/login">Log in</Link>
+        </>
+      }
+    >
+      <form className="stack" onSubmit={onSubmit} noValidate aria-label="Sign up">
+        {submit.error ? <Alert testId="form-error">{submit.error}</Alert> : null}
+        <TextField
+          label="Organisation name"
+          name="org_name"
+          required
+          value={orgName}
+          onChange={(e) => {
+            setOrgName(e.target.value);
+            if (!slugEdited) setSlug(slugify(e.target.value));
+          }}
+          error={submit.fields.org_name}
+        />
+        <Field label="URL" error={submit.fields.org_slug} hint="Lowercase letters, digits and hyphens.">
+          {(a11y) => (
+            <div className="input-prefix">
+              <span aria-hidden="true">/orgs/</span>
+              <input
+                className="input"
+                name="org_slug"
+                required
+                value={slug}
+                onChange={(e) => {
+                  setSlug(e.target.value.toLowerCase());
+                  setSlugEdited(e.target.value !== "");
+                }}
+                {...a11y}
+              />
+            </div>
+          )}
+        </Field>
+        <TextField
+          label="Your name"
+          name="name"
+          autoComplete="name"
+          required
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          error={submit.fields.name}
+        />
+        <TextField
+          label="Work email"
+          name="email"
+          type="email"
+          autoComplete="email"
+          required
+          value={email}
+          onChange={(e) => setEmail(e.target.value)}
+          error={submit.fields.email}
+        />
+        <TextField
+          label="Password"
+          name="password"
+          type="password"
+          autoComplete="new-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          error={submit.fields.password}
+          hint="At least 10 characters; not a common password."
+        />
+        <Button type="submit" variant="primary" block busy={submit.busy}>
+          Create organisation
+        </Button>
+      </form>
+    </AuthLayout>
+  );
+}

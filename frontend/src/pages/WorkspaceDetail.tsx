@@ -1,0 +1,214 @@
+import { useState } from "react";
+import { Link, useParams } from "react-router";
+import { api, call, type WorkspaceMember, type WorkspaceRole } from "../api/client";
+import { useToast } from "../components/toast";
+import { Alert, Badge, Button, ConfirmDialog, PageHeader, RoleBadge, Spinner, initials } from "../components/ui";
+import { useAuth } from "../lib/auth";
+import { useAsync } from "../lib/hooks";
+import { useOrg } from "../lib/org";
+import { WORKSPACE_ROLES, can, isManager } from "../lib/permissions";
+import { WorkspaceNameDialog, patchWorkspace } from "./Workspaces";
+
+export function WorkspaceDetailPage() {
+  const { wsId = "" } = useParams();
+  const { org, role: orgRole } = useOrg();
+  const { me } = useAuth();
+  const toast = useToast();
+  const [renaming, setRenaming] = useState(false);
+  const [archiving, setArchiving] = useState(false);
+  const path = { org_slug: org.slug, ws_id: wsId };
+  const workspace = useAsync(
+    () => call(() => api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}", { params: { path } })),
+    [org.slug, wsId],
+  );
+  const members = useAsync(
+    () => call(() => api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/members", { params: { path } })),
+    [org.slug, wsId],
+  );
+  const [saving, setSaving] = useState<string | null>(null);
+
+  if (workspace.loading && !workspace.data) return <Spinner />;
+  if (workspace.error || !workspace.data) {
+    return <Alert>{workspace.error?.detail ?? "Workspace not found."}</Alert>;
+  }
+  const ws = workspace.data;
+  const manage = can.manageWorkspace(orgRole, ws.role);
+
+  const setRole = async (member: WorkspaceMember, role: WorkspaceRole | "") => {
+    setSaving(member.user.id);
+    try {
+      const memberPath = { ...path, user_id: member.user.id };
+      if (role === "") {
+        await call(() =>
+          api.DELETE("/api/orgs/{org_slug}/workspaces/{ws_id}/members/{user_id}", { params: { path: memberPath } }),
+        );
+        toast.success(`${member.user.email} no longer has a role on ${ws.name}.`);
+      } else {
+        await call(() =>
+          api.PUT("/api/orgs/{org_slug}/workspaces/{ws_id}/members/{user_id}", {
+            params: { path: memberPath },
+            body: { role },
+          }),
+        );
+        toast.success(`${member.user.email} is now ${role} on ${ws.name}.`);
+      }
+      members.reload();
+    } catch (err) {
+      toast.error((err as Error).message);
+      members.reload();
+    } finally {
+      setSaving(null);
+    }
+  };
+
+  return (
+    <>
+      <PageHeader
+        breadcrumbs={<Link to={`/orgs/${org.slug}/workspaces`}>Workspaces</Link>}
+        title={
+          <span className="row" style={{ gap: 10 }}>
+            {ws.name} {ws.archived ? <Badge tone="muted">Archived</Badge> : null}
+          </span>
+        }
+        description={
+          <>
+            Your role: <RoleBadge role={ws.role} />
+          </>
+        }
+        actions={
+          manage ? (
+            <>
+              <Button onClick={() => setRenaming(true)}>Rename</Button>
+              {ws.archived ? (
+                <Button
+                  onClick={async () => {
+                    try {
+                      await patchWorkspace(org.slug, ws.id, { archived: false });
+                      toast.success(`${ws.name} restored.`);
+                      workspace.reload();
+                    } catch (err) {
+                      toast.error((err as Error).message);
+                    }
+                  }}
+                >
+                  Restore
+                </Button>
+              ) : (
+                <Button variant="danger-ghost" onClick={() => setArchiving(true)}>
+                  Archive
+                </Button>
+              )}
+            </>
+          ) : null
+        }
+      />
+      <section className="card" aria-label="Workspace members">
+        <div className="card-header">
+          <div>
+            <h2>People</h2>
+            <p>Organisation owners and admins act as owners of every workspace.</p>
+          </div>
+        </div>
+        {members.error ? (
+          <div className="card-body">
+            <Alert>{members.error.detail}</Alert>
+          </div>
+        ) : !members.data ? (
+          <Spinner />
+        ) : (
+          <div className="table-wrap">
+            <table className="table">
+              <thead>
+                <tr>
+                  <th>Member</th>
+                  <th>Organisation role</th>
+                  <th>Workspace role</th>
+                  <th>Can act as</th>
+                </tr>
+              </thead>
+              <tbody>
+                {members.data.map((member) => {
+                  const label = member.user.name || member.user.email;
+                  const implicit = isManager(member.org_role);
+                  const billing = member.org_role === "billing";
+                  return (
+                    <tr key={member.user.id} data-testid="workspace-member-row" data-email={member.user.email}>
+                      <td>
+                        <div className="cell-person">
+                          <span className="avatar" aria-hidden="true">
+                            {initials(label)}
+                          </span>
+                          <div>
+                            <div>
+                              {label}
+                              {me?.user.id === member.user.id ? <span className="muted"> (you)</span> : null}
+                            </div>
+                            <div className="sub">{member.user.email}</div>
+                          </div>
+                        </div>
+                      </td>
+                      <td>
+                        <RoleBadge role={member.org_role} />
+                      </td>
+                      <td>
+                        {manage && !billing ? (
+                          <select
+                            className="select select-sm"
+                            aria-label={`Workspace role for ${member.user.email}`}
+                            value={member.role ?? ""}
+                            disabled={saving === member.user.id}
+                            onChange={(e) => setRole(member, e.target.value as WorkspaceRole | "")}
+                          >
+                            <option value="">None</option>
+                            {WORKSPACE_ROLES.map((r) => (
+                              <option key={r} value={r}>
+                                {r[0]!.toUpperCase() + r.slice(1)}
+                              </option>
+                            ))}
+                          </select>
+                        ) : (
+                          <RoleBadge role={member.role} />
+                        )}
+                        {billing ? <div className="sub small muted">Billing members see billing only</div> : null}
+                      </td>
+                      <td>
+                        <RoleBadge role={member.effective_role} />
+                        {implicit ? <div className="small muted">via organisation role</div> : null}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      {renaming ? (
+        <WorkspaceNameDialog
+          title={`Rename ${ws.name}`}
+          submitLabel="Rename"
+          initial={ws.name}
+          onClose={() => setRenaming(false)}
+          onSave={async (name) => {
+            await patchWorkspace(org.slug, ws.id, { name });
+            toast.success(`Renamed to ${name}.`);
+            workspace.reload();
+          }}
+        />
+      ) : null}
+      {archiving ? (
+        <ConfirmDialog
+          title={`Archive ${ws.name}?`}
+          description="It disappears from the workspace list (turn on “Show archived” to find it). You can restore it at any time."
+          confirmLabel="Archive"
+          onClose={() => setArchiving(false)}
+          onConfirm={async () => {
+            await patchWorkspace(org.slug, ws.id, { archived: true });
+            toast.success(`${ws.name} archived.`);
+            workspace.reload();
+          }}
+        />
+      ) : null}
+    </>
+  );
+}
