@@ -37,7 +37,7 @@ lint:
 	$(BIN)/lint-imports
 
 typecheck:
-	$(BIN)/mypy platform tenants engine
+	DATABASE_URL=$${DATABASE_URL:-postgresql://unused/typecheck} $(BIN)/mypy platform tenants engine
 	cd frontend && npx tsc -b --noEmit
 
 frontend-test:

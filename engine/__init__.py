@@ -4,7 +4,17 @@ This package imports no Django (an import-linter contract enforces it). Everythi
 is listed in `__all__`; modules starting with `_` are private."""
 
 from . import nodes as _nodes  # registers the built-in node library
+from ._client import EngineClient
 from ._document import SCHEMA_VERSION, EdgeSpec, FlowDocument, NodeSpec, PortRef
+from ._durable import (
+    APPLICATION_VERSION,
+    MAX_RECOVERY_ATTEMPTS,
+    RUN_QUEUE,
+    RUN_WORKFLOW,
+    enqueue_run_sql,
+    fork_step,
+    step_order,
+)
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
@@ -20,17 +30,25 @@ from ._registry import (
     node_types,
 )
 from ._runtime import NodeOutcome, RunResult, check_run_inputs, run_flow
+from ._store import NOTIFY_CHANNEL, PostgresEventStore, migrate, read_events
 from ._validate import FlowInvalid, Issue, parse_flow, validate_flow
+from ._worker import WorkerConfig, recover_executor_runs, run_worker
 
 del _nodes
 
 __all__ = [
+    "APPLICATION_VERSION",
     "EVENT_PAYLOADS",
+    "MAX_RECOVERY_ATTEMPTS",
+    "NOTIFY_CHANNEL",
+    "RUN_QUEUE",
+    "RUN_WORKFLOW",
     "SCHEMA_VERSION",
     "Dag",
     "DuplicateNodeType",
     "EdgeSpec",
     "Effect",
+    "EngineClient",
     "Event",
     "EventSink",
     "EventType",
@@ -48,20 +66,29 @@ __all__ = [
     "Port",
     "PortRef",
     "PortType",
+    "PostgresEventStore",
     "RunResult",
     "Series",
     "Step",
+    "WorkerConfig",
     "accepted_sources",
     "can_connect",
     "catalogue",
     "check_run_inputs",
     "compatibility_table",
+    "enqueue_run_sql",
+    "fork_step",
+    "migrate",
     "node_type",
     "node_types",
     "parse_flow",
     "plan",
     "plan_nodes",
+    "read_events",
+    "recover_executor_runs",
     "run_flow",
+    "run_worker",
+    "step_order",
     "topological_order",
     "validate_flow",
 ]

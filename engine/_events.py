@@ -34,6 +34,8 @@ class Event:
     node: str | None = None
     port: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    # Idempotency key within the run; derived from type, node and port when empty.
+    key: str = ""
 
 
 class EventSink(Protocol):

@@ -1,0 +1,53 @@
+"""What the web process may do with runs: built on DBOSClient (never a launched DBOS).
+
+The client is created lazily and does not retry lost connections, so a database outage
+fails a request at once instead of hanging it."""
+
+import threading
+from typing import Any
+
+from dbos import DBOSClient
+
+from ._durable import RUN_QUEUE
+
+
+class EngineClient:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._client: DBOSClient | None = None
+        self._lock = threading.Lock()
+
+    def _dbos(self) -> DBOSClient:
+        with self._lock:
+            if self._client is None:
+                self._client = DBOSClient(
+                    system_database_url=self._url, lazy=True, retry_connection_errors=False
+                )
+            return self._client
+
+    def cancel(self, run_id: str) -> None:
+        self._dbos().cancel_workflow(run_id, cancel_children=True)
+
+    def resume(self, run_id: str) -> None:
+        self._dbos().resume_workflow(run_id, queue_name=RUN_QUEUE)
+
+    def fork(self, run_id: str, start_step: int) -> str:
+        """A new run that replays `run_id` up to `start_step` and runs the rest again."""
+        handle = self._dbos().fork_workflow(run_id, start_step, queue_name=RUN_QUEUE)
+        return str(handle.get_workflow_id())
+
+    def node_steps(self, run_id: str) -> dict[str, int]:
+        """Step id of each node of a run that has run as a step (nodes with an effect)."""
+        steps: list[Any] = self._dbos().list_workflow_steps(run_id, load_output=False)
+        found: dict[str, int] = {}
+        for step in steps:
+            name = str(step["function_name"])
+            if name.startswith("node:"):
+                found[name.removeprefix("node:")] = int(step["function_id"])
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.destroy()
+                self._client = None

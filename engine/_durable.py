@@ -1,0 +1,198 @@
+"""Durable runs on DBOS: a run is one workflow; each node with an effect is one step.
+
+Determinism: step ids are reserved up front, in the flow's topological order, for every
+node with an effect (`DBOS.reserve_step`). Each node then runs its step at its own id
+whenever its inputs are ready, so concurrent branches finish in any order and a replay still
+finds every checkpoint where it left it. Pure nodes run inside the workflow and are simply
+recomputed on replay. Workflow inputs and step outputs hold flow data only, never secrets.
+
+The platform enqueues runs with `enqueue_run_sql` inside its own transaction (the Run row
+and the queue entry commit together); workers launch DBOS with `launch_worker`."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dbos import DBOS, WorkflowSerializationFormat
+
+from ._events import Event
+from ._planner import topological_order
+from ._registry import Effect, NodeContext, node_type
+from ._runtime import RunResult, run_flow
+from ._store import PostgresEventStore
+from ._validate import ResolvedNode, parse_flow, resolve_nodes
+
+RUN_WORKFLOW = "fireflow_run"
+RUN_QUEUE = "fireflow_runs"
+# Pinned: a deploy must not strand pending runs (a human wait lasting weeks included) on an
+# old version. Bump only with a plan for the runs in flight (patching or draining).
+APPLICATION_VERSION = "fireflow-1"
+# A run whose worker keeps dying is given up after this many recoveries.
+MAX_RECOVERY_ATTEMPTS = 5
+
+
+@dataclass
+class _WorkerState:
+    store: PostgresEventStore
+    opened: bool = False
+
+
+_state: _WorkerState | None = None
+
+
+def configure_event_store(conninfo: str) -> None:
+    """Where this worker's runs write their events (called once by the worker)."""
+    global _state  # noqa: PLW0603 (one event store per worker process)
+    _state = _WorkerState(store=PostgresEventStore(conninfo))
+
+
+async def _store() -> PostgresEventStore:
+    if _state is None:
+        raise RuntimeError("the worker has no event store: call configure_event_store first")
+    if not _state.opened:
+        await _state.store.open()  # opened on DBOS's event loop, where runs execute
+        _state.opened = True
+    return _state.store
+
+
+class _BufferedSink:
+    """Collects a run's events and writes them in one transaction per flush: before a node
+    with an effect starts (so a slow call shows as running) and when the run ends."""
+
+    def __init__(self, store: PostgresEventStore, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._buffer: list[Event] = []
+
+    async def emit(self, events: list[Event]) -> None:
+        self._buffer.extend(events)
+
+    async def flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            await self._store.append(self._run_id, batch)
+
+
+async def _execute_node_step(
+    run_id: str, node_id: str, type_name: str, config: dict[str, Any], inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """The body of a node's DBOS step: runs the node and returns its outputs (checkpointed)."""
+    cls = node_type(type_name)
+    if cls is None:
+        raise RuntimeError(f"node type '{type_name}' is not installed on this worker")
+    ctx = NodeContext(run_id=run_id, node_id=node_id)
+    return await cls().execute(config, inputs, ctx)
+
+
+@DBOS.workflow(
+    name=RUN_WORKFLOW,
+    serialization_type=WorkflowSerializationFormat.PORTABLE,
+    max_recovery_attempts=MAX_RECOVERY_ATTEMPTS,
+)
+async def run_workflow(
+    run_id: str, document: dict[str, Any], inputs: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """One run of a flow version. `meta` carries ids only (workspace, flow owner, caller)."""
+    reservations = {node_id: DBOS.reserve_step() for node_id in step_order(document)}
+    sink = _BufferedSink(await _store(), run_id)
+
+    async def call_node(
+        node: ResolvedNode, values: dict[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        reservation = reservations.get(node.spec.id)
+        if reservation is None:
+            return await node.cls().execute(node.spec.config, values, ctx)
+        await sink.flush()
+        outputs: dict[str, Any] = await reservation.run_async(
+            {"name": f"node:{node.spec.id}"},
+            _execute_node_step,
+            run_id,
+            node.spec.id,
+            node.spec.type,
+            dict(node.spec.config),
+            values,
+        )
+        return outputs
+
+    try:
+        result = await run_flow(document, inputs, run_id=run_id, events=sink, call_node=call_node)
+    finally:
+        await sink.flush()
+    return result_to_json(result)
+
+
+def _graph(document: Mapping[str, Any]) -> tuple[dict[str, ResolvedNode], dict[str, set[str]]]:
+    parsed = parse_flow(document)
+    nodes = resolve_nodes(parsed)
+    graph: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+    for edge in parsed.edges:
+        graph[edge.source_ref.node].add(edge.target_ref.node)
+    return nodes, graph
+
+
+def step_order(document: Mapping[str, Any]) -> list[str]:
+    """The nodes that run as DBOS steps, in the order their step ids are reserved: step id
+    i (counting from 0) belongs to the i-th of them, in every run of this document."""
+    nodes, graph = _graph(document)
+    return [n for n in topological_order(graph) if nodes[n].cls.effect is not Effect.PURE]
+
+
+def fork_step(document: Mapping[str, Any], node_id: str) -> int:
+    """The step to fork a run from so that `node_id` and everything after it runs again
+    (pure nodes are recomputed anyway; effectful ones before it are replayed)."""
+    nodes, graph = _graph(document)
+    if node_id not in nodes:
+        raise KeyError(node_id)
+    downstream = {node_id}
+    frontier = [node_id]
+    while frontier:
+        for nxt in graph[frontier.pop()]:
+            if nxt not in downstream:
+                downstream.add(nxt)
+                frontier.append(nxt)
+    order = step_order(document)
+    positions = [i for i, n in enumerate(order) if n in downstream]
+    return min(positions) if positions else len(order)
+
+
+def result_to_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "outputs": result.outputs,
+        "error": result.error,
+        "nodes": {
+            node_id: {"status": o.status, "error": o.error, "outputs": sorted(o.outputs)}
+            for node_id, o in result.nodes.items()
+        },
+    }
+
+
+def enqueue_run_sql(
+    *,
+    run_id: str,
+    document: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    schema: str = "dbos",
+) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) that enqueues a run, to execute in the caller's own
+    transaction: the run is queued if and only if that transaction commits. Enqueuing the
+    same run id twice is harmless (DBOS keeps the first)."""
+    sql = (
+        f"SELECT {schema}.enqueue_workflow("
+        "workflow_name => %s, queue_name => %s, "
+        "positional_args => ARRAY[%s::json, %s::json, %s::json, %s::json], "
+        "workflow_id => %s, app_version => %s)"
+    )
+    params: list[Any] = [
+        RUN_WORKFLOW,
+        RUN_QUEUE,
+        json.dumps(run_id),
+        json.dumps(document),
+        json.dumps(inputs),
+        json.dumps(meta),
+        run_id,
+        APPLICATION_VERSION,
+    ]
+    return sql, params

@@ -1,0 +1,108 @@
+"""The worker process: launches DBOS with a unique, stable executor id, pulls runs from the
+queue, and watches its peers. A worker whose heartbeat is older than `dead_after` is taken
+over by exactly one live worker (a conditional UPDATE is the fence), which puts the dead
+one's pending runs back on the queue; the dead worker need never come back."""
+
+import importlib
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from dbos import DBOS, DBOSConfig
+
+from ._durable import APPLICATION_VERSION, RUN_QUEUE, configure_event_store
+from ._store import migrate
+
+log = logging.getLogger("fireflow.worker")
+
+
+@dataclass
+class WorkerConfig:
+    database_url: str
+    executor_id: str
+    concurrency: int = 50
+    polling_interval_sec: float = 0.1
+    heartbeat_sec: float = 3.0
+    dead_after_sec: float = 15.0
+    # Modules to import for extra node types (plugins; tests use it for their own nodes).
+    node_modules: list[str] = field(default_factory=list)
+
+
+def recover_executor_runs(dead_executor_id: str) -> int:
+    """Put a dead executor's pending runs back on their queue. Wraps DBOS's private
+    `_recover_pending_workflows` (seen working on dbos 3.4; pinned, and a test fails if an
+    upgrade changes it)."""
+    handles = DBOS._recover_pending_workflows([dead_executor_id])
+    return len(handles)
+
+
+class _Watchdog(threading.Thread):
+    def __init__(self, config: WorkerConfig, stop: threading.Event) -> None:
+        super().__init__(name="fireflow-watchdog", daemon=True)
+        self.config = config
+        self.stop = stop
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.beat_and_take_over()
+            except Exception:  # a blip in the database must not kill the worker
+                log.exception("heartbeat failed; retrying")
+            self.stop.wait(self.config.heartbeat_sec)
+
+    def beat_and_take_over(self) -> None:
+        me = self.config.executor_id
+        with psycopg.connect(self.config.database_url, autocommit=True, connect_timeout=5) as c:
+            c.execute(
+                "INSERT INTO fireflow.executor (executor_id) VALUES (%s) "
+                "ON CONFLICT (executor_id) DO UPDATE SET last_seen = now(), "
+                "taken_over_by = NULL, taken_over_at = NULL",
+                (me,),
+            )
+            dead = c.execute(
+                "UPDATE fireflow.executor SET taken_over_by = %s, taken_over_at = now() "
+                "WHERE executor_id <> %s AND taken_over_by IS NULL "
+                "AND last_seen < now() - make_interval(secs => %s) RETURNING executor_id",
+                (me, me, self.config.dead_after_sec),
+            ).fetchall()
+        for (executor_id,) in dead:
+            count = recover_executor_runs(executor_id)
+            log.warning("took over %d pending run(s) of dead worker %s", count, executor_id)
+
+
+def run_worker(config: WorkerConfig) -> None:
+    """Run a worker until SIGTERM or SIGINT."""
+    for module in config.node_modules:
+        importlib.import_module(module)
+    migrate(config.database_url)
+    configure_event_store(config.database_url)
+    dbos_config: DBOSConfig = {
+        "name": "fireflow",
+        "system_database_url": config.database_url,
+        "executor_id": config.executor_id,
+        "application_version": APPLICATION_VERSION,
+    }
+    DBOS(config=dbos_config)
+    DBOS.launch()
+    DBOS.register_queue(
+        RUN_QUEUE,
+        worker_concurrency=config.concurrency,
+        polling_interval_sec=config.polling_interval_sec,
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    watchdog = _Watchdog(config, stop)
+    watchdog.start()
+    log.info("worker %s ready (pid %d)", config.executor_id, os.getpid())
+    print(f"[fireflow] worker {config.executor_id} ready", flush=True)
+    stop.wait()
+    DBOS.destroy(workflow_completion_timeout_sec=5)
