@@ -38,10 +38,10 @@ lint:
 
 typecheck:
 	DATABASE_URL=$${DATABASE_URL:-postgresql://unused/typecheck} $(BIN)/mypy platform tenants engine
-	cd frontend && npx tsc -b --noEmit
+	cd frontend && npm run typecheck && npm run lint
 
 frontend-test:
-	cd frontend && npx vitest run
+	cd frontend && npm run test
 
 pytest:
 	$(BIN)/fireflow with-db -- $(BIN)/pytest

@@ -30,6 +30,8 @@ export interface Page<T> {
 }
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** Absolute same-origin base (a bare "/api/..." is not a valid URL for `new Request` outside a page). */
+const ORIGIN = typeof window !== "undefined" ? window.location.origin : "";
 export const CSRF_COOKIE = "csrftoken";
 
 /** A failed API call: what the server said, ready to show to the user. */
@@ -63,7 +65,7 @@ export function readCookie(name: string): string | null {
 async function csrfToken(): Promise<string | null> {
   let token = readCookie(CSRF_COOKIE);
   if (!token) {
-    await globalThis.fetch("/api/auth/csrf", { credentials: "same-origin" });
+    await globalThis.fetch(`${ORIGIN}/api/auth/csrf`, { credentials: "same-origin" });
     token = readCookie(CSRF_COOKIE);
   }
   return token;
@@ -80,7 +82,7 @@ const csrfMiddleware: Middleware = {
 };
 
 export const api = createClient<paths>({
-  baseUrl: "",
+  baseUrl: ORIGIN,
   credentials: "same-origin",
   headers: { Accept: "application/json" },
   // Looked up on each call, so tests (and polyfills) can swap `fetch` after import.
@@ -121,7 +123,7 @@ export async function call<T>(request: () => Promise<FetchResult<T>>): Promise<T
       isErrorBody(result.error) &&
       result.error.code === "csrf_failed"
     ) {
-      await globalThis.fetch("/api/auth/csrf", { credentials: "same-origin" });
+      await globalThis.fetch(`${ORIGIN}/api/auth/csrf`, { credentials: "same-origin" });
       result = await request();
     }
   } catch (err) {

@@ -92,7 +92,7 @@ function CreateOrgDialog({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState("");
   const [slug, setSlug] = useState("");
   const [slugEdited, setSlugEdited] = useState(false);
-  const submit = useSubmit();
+  const submit = useSubmit(["name", "slug"]);
 
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();

@@ -123,8 +123,12 @@ export interface Submit {
   reset: () => void;
 }
 
-/** Run a form's action and keep what the server said about it. */
-export function useSubmit(): Submit {
+/**
+ * Run a form's action and keep what the server said about it. When every field the server
+ * complained about is an input of this form (`inputs`), the messages sit next to those inputs
+ * and the alert at the top only points at them instead of repeating them.
+ */
+export function useSubmit(inputs?: readonly string[]): Submit {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
@@ -137,13 +141,18 @@ export function useSubmit(): Submit {
       return true;
     } catch (err) {
       const apiError = asApiError(err);
-      setError(apiError.detail);
+      const keys = Object.keys(apiError.fields);
+      // Validation errors ("invalid") have a detail that only lists the field messages.
+      const allShown =
+        apiError.code === "invalid" && inputs !== undefined && keys.length > 0 && keys.every((k) => inputs.includes(k));
+      setError(allShown ? `Please correct the highlighted field${keys.length > 1 ? "s" : ""}.` : apiError.detail);
       setFields(apiError.fields);
       return false;
     } finally {
       setBusy(false);
     }
-  }, []);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [inputs?.join()]);
   const reset = useCallback(() => {
     setError(null);
     setFields({});

@@ -22,7 +22,7 @@ export function AcceptInvitationPage() {
   );
   const [name, setName] = useState("");
   const [password, setPassword] = useState("");
-  const submit = useSubmit();
+  const submit = useSubmit(["name", "password"]);
   const here = `/invitations/${encodeURIComponent(token)}`;
 
   if (preview.loading || me === undefined) {

@@ -193,7 +193,7 @@ function CreateKeyDialog({
   const [role, setRole] = useState("");
   const chosenRole = roles.includes(role) ? role : (roles[0] ?? "");
   const [created, setCreated] = useState<ApiKeyCreated | null>(null);
-  const submit = useSubmit();
+  const submit = useSubmit(["name", "role", "workspace_id"]);
 
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();

@@ -57,7 +57,7 @@ export function InvitationsPage() {
   const [inviteRole, setInviteRole] = useState<OrgRole>("member");
   const [workspaceId, setWorkspaceId] = useState("");
   const [workspaceRole, setWorkspaceRole] = useState<WorkspaceRole>("viewer");
-  const submit = useSubmit();
+  const submit = useSubmit(["email", "role", "workspace_id", "workspace_role"]);
 
   const onInvite = async (event: FormEvent) => {
     event.preventDefault();

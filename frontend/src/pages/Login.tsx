@@ -17,7 +17,7 @@ export function LoginPage() {
   const [params] = useSearchParams();
   const [email, setEmail] = useState(params.get("email") ?? "");
   const [password, setPassword] = useState("");
-  const submit = useSubmit();
+  const submit = useSubmit(["email", "password"]);
 
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();

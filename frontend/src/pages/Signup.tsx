@@ -27,7 +27,7 @@ export function SignupPage() {
   const [name, setName] = useState("");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const submit = useSubmit();
+  const submit = useSubmit(["org_name", "org_slug", "name", "email", "password"]);
 
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();

@@ -213,7 +213,7 @@ export function WorkspaceNameDialog({
   onClose: () => void;
 }) {
   const [name, setName] = useState(initial);
-  const submit = useSubmit();
+  const submit = useSubmit(["name"]);
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();
     if (await submit.run(() => onSave(name.trim()))) onClose();

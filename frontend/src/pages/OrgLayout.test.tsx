@@ -1,0 +1,60 @@
+import { render, screen } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MemoryRouter } from "react-router";
+import type { Me, OrgRole } from "../api/client";
+import { AppRoutes } from "../App";
+import { ToastProvider } from "../components/toast";
+import { AuthProvider } from "../lib/auth";
+import { ME, installFakeFetch } from "../test/fakeFetch";
+
+afterEach(() => vi.unstubAllGlobals());
+
+function openConsole(role: OrgRole, path: string, me: Me = ME) {
+  installFakeFetch({
+    "GET /api/orgs/acme": {
+      body: { id: "o-1", name: "Acme", slug: "acme", created_at: "2026-01-01T00:00:00Z", role },
+    },
+    "GET /api/orgs/acme/workspaces": { body: { results: [], next: null, previous: null } },
+  });
+  render(
+    <MemoryRouter initialEntries={[path]}>
+      <ToastProvider>
+        <AuthProvider initial={me}>
+          <AppRoutes />
+        </AuthProvider>
+      </ToastProvider>
+    </MemoryRouter>,
+  );
+}
+
+function navLinks() {
+  return screen.getAllByRole("link").filter((a) => a.closest("nav[aria-label='Organisation']")).map((a) => a.textContent);
+}
+
+describe("the organisation shell", () => {
+  it("shows owners every section", async () => {
+    openConsole("owner", "/orgs/acme/workspaces");
+    await screen.findByRole("heading", { name: "Workspaces", level: 1 });
+    expect(navLinks()).toEqual(["Workspaces", "Members", "Invitations", "Audit log", "API keys", "Billing"]);
+    expect(screen.getByRole("button", { name: "New workspace" })).toBeInTheDocument();
+  });
+
+  it("shows members no invitations, audit log or workspace creation", async () => {
+    openConsole("member", "/orgs/acme/workspaces");
+    await screen.findByRole("heading", { name: "Workspaces", level: 1 });
+    expect(navLinks()).toEqual(["Workspaces", "Members", "API keys"]);
+    expect(screen.queryByRole("button", { name: "New workspace" })).toBeNull();
+  });
+
+  it("sends billing members to billing and explains the rest is not for them", async () => {
+    openConsole("billing", "/orgs/acme");
+    expect(await screen.findByRole("heading", { name: "Billing", level: 1 })).toBeInTheDocument();
+    expect(navLinks()).toEqual(["Billing"]);
+  });
+
+  it("asks unverified users to verify their email, with a resend button", async () => {
+    openConsole("owner", "/orgs/acme/workspaces", { ...ME, user: { ...ME.user, email_verified: false } });
+    expect(await screen.findByTestId("verify-banner")).toHaveTextContent("ada@example.com");
+    expect(screen.getByRole("button", { name: "Resend" })).toBeInTheDocument();
+  });
+});
