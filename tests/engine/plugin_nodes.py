@@ -1,0 +1,71 @@
+"""Node types for fault tests, loaded into worker processes through FIREFLOW_NODE_MODULES.
+
+`test_ledger` records every execution in fireflow_test.ledger (so tests can prove a node did
+or did not run again) and can wait before finishing, to be killed mid-step. `test_crash`
+kills its worker process every time: a poison node."""
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import psycopg
+
+from engine import Effect, NodeContext, NodeType, Port, PortType
+
+LEDGER_DDL = """
+CREATE SCHEMA IF NOT EXISTS fireflow_test;
+CREATE TABLE IF NOT EXISTS fireflow_test.ledger (
+    id bigserial PRIMARY KEY, run_id text NOT NULL, node text NOT NULL,
+    phase text NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+"""
+
+
+def ledger_url() -> str:
+    return os.environ["FIREFLOW_TEST_LEDGER_URL"]
+
+
+async def _record(run_id: str, node: str, phase: str) -> None:
+    async with await psycopg.AsyncConnection.connect(ledger_url(), autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO fireflow_test.ledger (run_id, node, phase, pid) VALUES (%s, %s, %s, %s)",
+            (run_id, node, phase, os.getpid()),
+        )
+
+
+class Ledger(NodeType):
+    type_name = "test_ledger"
+    title = "Ledger (test)"
+    effect = Effect.WRITE
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"seconds": {"type": "number"}, "suffix": {"type": "string"}},
+    }
+    INPUTS = (Port("value", PortType.ANY),)
+    OUTPUTS = (Port("value", PortType.ANY),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        await _record(ctx.run_id, ctx.node_id, "start")
+        await asyncio.sleep(float(config.get("seconds", 0)))
+        await _record(ctx.run_id, ctx.node_id, "end")
+        return {"value": f"{inputs['value']}{config.get('suffix', '')}"}
+
+
+class Crash(NodeType):
+    type_name = "test_crash"
+    title = "Crash the worker (test)"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    INPUTS = (Port("value", PortType.ANY),)
+    OUTPUTS = (Port("value", PortType.ANY),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        await _record(ctx.run_id, ctx.node_id, "start")
+        os.kill(os.getpid(), signal.SIGKILL)
+        return {}

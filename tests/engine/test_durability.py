@@ -1,0 +1,165 @@
+"""Durable execution under faults (SECURITY.md "Durable execution" 1, 2, 5, 6), with real
+worker processes and PostgreSQL: kill -9 before and during nodes, a second worker taking
+over a dead one, duplicate starts, and a poison node."""
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+import engine
+from tests.engine.harness import (
+    Worker,
+    chain,
+    enqueue,
+    fresh_database,
+    ledger,
+    status,
+    wait_for,
+    wait_terminal,
+)
+
+pytestmark = pytest.mark.durability
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with fresh_database() as database_url:
+        yield database_url
+
+
+def starts(url: str, run_id: str) -> Counter[str]:
+    return Counter(node for node, phase in ledger(url, run_id) if phase == "start")
+
+
+def assert_clean_stream(url: str, run_id: str) -> None:
+    events = engine.read_events(url, run_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "gaps in the stream"
+    keys = [(e["type"], e["node"], e["port"]) for e in events]
+    assert len(keys) == len(set(keys)), "duplicate events"
+    assert events[0]["type"] == "FLOW_STARTED"
+    assert events[-1]["type"] == "FLOW_COMPLETED"
+
+
+def test_clean_run_reference(url: str) -> None:
+    worker = Worker(url, "ref-1")
+    try:
+        run_id = enqueue(url, chain(("a", 0), ("b", 0), ("c", 0)), {"x": "go"})
+        state, output = wait_terminal(url, run_id)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert output["outputs"] == {"result": "go-a-b-c"}
+    assert starts(url, run_id) == Counter({"a": 1, "b": 1, "c": 1})
+    assert_clean_stream(url, run_id)
+
+
+def test_run_queued_before_any_worker_runs_once_one_starts(url: str) -> None:
+    run_id = enqueue(url, chain(("a", 0), ("b", 0)), {"x": "q"})
+    time.sleep(0.5)
+    assert status(url, run_id)[0] == "ENQUEUED"
+    worker = Worker(url, "late-1")
+    try:
+        state, output = wait_terminal(url, run_id)
+    finally:
+        worker.stop()
+    assert (state, output["outputs"]) == ("SUCCESS", {"result": "q-a-b"})
+
+
+@pytest.mark.parametrize("kill_during", ["a", "b"])
+def test_kill_9_during_a_node_resumes_where_it_left(url: str, kill_during: str) -> None:
+    """The node in flight runs again (steps are at-least-once); completed nodes do not."""
+    document = chain(("a", 2 if kill_during == "a" else 0), ("b", 2), ("c", 0))
+    worker = Worker(url, f"kill-{kill_during}")
+    run_id = enqueue(url, document, {"x": "k"})
+    wait_for(lambda: (kill_during, "start") in ledger(url, run_id), 20, f"{kill_during} to start")
+    worker.kill9()
+    assert status(url, run_id)[0] == "PENDING"
+    restarted = Worker(url, f"kill-{kill_during}")  # same executor id: DBOS recovers it
+    try:
+        state, output = wait_terminal(url, run_id)
+    finally:
+        restarted.stop()
+    assert (state, output["outputs"]) == ("SUCCESS", {"result": "k-a-b-c"})
+    expected = Counter({"a": 1, "b": 1, "c": 1})
+    expected[kill_during] = 2
+    assert starts(url, run_id) == expected
+    assert_clean_stream(url, run_id)
+
+
+def test_dead_worker_runs_are_taken_over_by_a_live_one(url: str) -> None:
+    first, second = Worker(url, "pool-1", dead_after=3), Worker(url, "pool-2", dead_after=3)
+    try:
+        run_id = enqueue(url, chain(("a", 0), ("b", 4), ("c", 0)), {"x": "t"})
+        wait_for(lambda: ("b", "start") in ledger(url, run_id), 20, "b to start")
+        owner = status(url, run_id)[2]
+        victim, survivor = (first, second) if owner == "pool-1" else (second, first)
+        killed_at = time.monotonic()
+        victim.kill9()
+        state, output = wait_terminal(url, run_id, timeout=45)
+        took = time.monotonic() - killed_at
+        assert survivor.alive() and not victim.alive()
+    finally:
+        first.stop()
+        second.stop()
+    assert (state, output["outputs"]) == ("SUCCESS", {"result": "t-a-b-c"})
+    assert status(url, run_id)[2] == survivor.executor_id
+    assert took < 30, f"takeover took {took:.1f}s"
+    assert starts(url, run_id) == Counter({"a": 1, "b": 2, "c": 1})
+    assert_clean_stream(url, run_id)
+
+
+def test_duplicate_start_runs_once(url: str) -> None:
+    run_id = enqueue(
+        url,
+        chain(
+            ("a", 0.5),
+        ),
+        {"x": "d"},
+    )
+    assert (
+        enqueue(
+            url,
+            chain(
+                ("a", 0.5),
+            ),
+            {"x": "d"},
+            run_id=run_id,
+        )
+        == run_id
+    )
+    worker = Worker(url, "dup-1")
+    try:
+        state, _ = wait_terminal(url, run_id)
+        time.sleep(1)  # room for a second execution to show up, were there one
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert starts(url, run_id) == Counter({"a": 1})
+
+
+def test_poison_node_stops_after_bounded_attempts(url: str) -> None:
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "inp", "type": "input", "config": {"fields": [{"name": "x", "type": "text"}]}},
+            {"id": "boom", "type": "test_crash"},
+            {"id": "out", "type": "output", "config": {"name": "result"}},
+        ],
+        "edges": [{"from": "inp.x", "to": "boom.value"}, {"from": "boom.value", "to": "out.value"}],
+    }
+    run_id = enqueue(url, document, {"x": "p"})
+    restarts = 0
+    while status(url, run_id)[0] != "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        assert restarts <= engine.MAX_RECOVERY_ATTEMPTS + 3, "the poison run was never stopped"
+        worker = Worker(url, "poison-1")
+        wait_for(
+            lambda w=worker: not w.alive() or status(url, run_id)[0] not in ("PENDING", "ENQUEUED"),
+            30,
+            "the worker to crash or the run to stop",
+        )
+        worker.stop()
+        restarts += 1
+    attempts = starts(url, run_id)["boom"]
+    assert 1 <= attempts <= engine.MAX_RECOVERY_ATTEMPTS + 1

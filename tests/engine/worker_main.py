@@ -1,0 +1,20 @@
+"""Run an engine worker for tests: python worker_main.py DATABASE_URL EXECUTOR_ID [DEAD_AFTER]"""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
+
+import engine  # noqa: E402
+
+logging.basicConfig(level=logging.WARNING)
+engine.run_worker(
+    engine.WorkerConfig(
+        database_url=sys.argv[1],
+        executor_id=sys.argv[2],
+        dead_after_sec=float(sys.argv[3]) if len(sys.argv) > 3 else 15.0,
+        heartbeat_sec=1.0,
+        node_modules=["tests.engine.plugin_nodes"],
+    )
+)
