@@ -99,7 +99,8 @@ def test_dead_worker_runs_are_taken_over_by_a_live_one(url: str) -> None:
         victim.kill9()
         state, output = wait_terminal(url, run_id, timeout=45)
         took = time.monotonic() - killed_at
-        assert survivor.alive() and not victim.alive()
+        assert survivor.alive()
+        assert not victim.alive()
     finally:
         first.stop()
         second.stop()
