@@ -1,5 +1,5 @@
 import type { ReactNode } from "react";
-import { Link, Navigate, Route, Routes, useParams } from "react-router";
+import { Link, Navigate, Route, Routes, useParams, useSearchParams } from "react-router";
 import { useAuth } from "./lib/auth";
 import { homeSection } from "./lib/permissions";
 import { Spinner } from "./components/ui";
@@ -8,7 +8,7 @@ import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuditPage } from "./pages/Audit";
 import { BillingPage } from "./pages/Billing";
 import { InvitationsPage } from "./pages/Invitations";
-import { LoginPage } from "./pages/Login";
+import { LoginPage, safeNext } from "./pages/Login";
 import { MembersPage } from "./pages/Members";
 import { OrgLayout, RequireAuth, SectionGuard } from "./pages/OrgLayout";
 import { ForgotPasswordPage, ResetPasswordPage } from "./pages/PasswordReset";
@@ -40,8 +40,9 @@ function Home() {
 /** Visitors only: a signed-in user opening /login goes to the console. */
 function GuestOnly({ children }: { children: ReactNode }) {
   const { me } = useAuth();
+  const [params] = useSearchParams();
   if (me === undefined) return <Spinner />;
-  if (me) return <Home />;
+  if (me) return params.get("next") ? <Navigate to={safeNext(params.get("next"))} replace /> : <Home />;
   return <>{children}</>;
 }
 

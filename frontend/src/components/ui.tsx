@@ -120,7 +120,7 @@ export function Alert({
 }) {
   return (
     <div className={`alert alert-${kind}`} role={kind === "error" ? "alert" : "status"} data-testid={testId}>
-      {children}
+      <div>{children}</div>
     </div>
   );
 }

@@ -75,14 +75,13 @@ export function ApiKeysPage() {
           <EmptyState title="No API keys">Create one to call the FireFlow API from a program.</EmptyState>
         ) : (
           <div className="table-wrap">
-            <table className="table">
+            <table className="table table-dense">
               <thead>
                 <tr>
                   <th>Name</th>
-                  <th>Key</th>
                   <th>Scope</th>
                   <th>Role cap</th>
-                  <th>Owner</th>
+                  {isManager(role) ? <th>Owner</th> : null}
                   <th>Created</th>
                   <th>Last used</th>
                   <th>Status</th>
@@ -95,10 +94,10 @@ export function ApiKeysPage() {
                 {list.items.map((key) => (
                   <tr key={key.id} className={key.revoked ? "is-dim" : undefined} data-testid="api-key-row">
                     <td>
-                      <strong>{key.name}</strong>
-                    </td>
-                    <td>
-                      <code>{key.prefix}…</code>
+                      <strong className="nowrap">{key.name}</strong>
+                      <div>
+                        <code className="muted">{key.prefix}…</code>
+                      </div>
                     </td>
                     <td>
                       {key.workspace_id ? (
@@ -110,9 +109,9 @@ export function ApiKeysPage() {
                     <td>
                       <RoleBadge role={key.role} />
                     </td>
-                    <td className="small">{key.user_email}</td>
-                    <td className="small">{formatDate(key.created_at)}</td>
-                    <td className="small" title={key.last_used_at ?? undefined}>
+                    {isManager(role) ? <td className="small">{key.user_email}</td> : null}
+                    <td className="small nowrap">{formatDate(key.created_at)}</td>
+                    <td className="small nowrap" title={key.last_used_at ?? undefined}>
                       {relativeTime(key.last_used_at)}
                     </td>
                     <td>{key.revoked ? <Badge tone="danger">Revoked</Badge> : <Badge tone="success">Active</Badge>}</td>
@@ -228,7 +227,7 @@ function CreateKeyDialog({
           </Alert>
           <CopyField value={created.key} label="API key" testId="api-key-secret" />
           <p className="small muted" style={{ margin: 0 }}>
-            Send it as <code>Authorization: Bearer {created.prefix}…</code>
+            Programs send it in a header: <code>Authorization: Bearer &lt;key&gt;</code>
           </p>
         </div>
       </Dialog>

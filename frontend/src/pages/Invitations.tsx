@@ -211,7 +211,7 @@ export function InvitationsPage() {
                       )}
                     </td>
                     <td>{inv.invited_by ?? "—"}</td>
-                    <td>{formatDate(inv.expires_at)}</td>
+                    <td className="nowrap">{formatDate(inv.expires_at)}</td>
                     <td>
                       <Badge tone={STATUS_TONE[inv.status]}>{inv.status}</Badge>
                     </td>

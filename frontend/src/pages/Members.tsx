@@ -121,7 +121,7 @@ export function MembersPage() {
                           <RoleBadge role={member.role} />
                         )}
                       </td>
-                      <td>{formatDate(member.joined_at)}</td>
+                      <td className="nowrap">{formatDate(member.joined_at)}</td>
                       <td className="actions">
                         {isMe(member) ? (
                           <Button size="sm" variant="danger-ghost" onClick={() => setRemoving(member)}>

@@ -107,7 +107,7 @@ export function WorkspacesPage() {
                     <td>
                       <RoleBadge role={ws.role} />
                     </td>
-                    <td>{formatDate(ws.created_at)}</td>
+                    <td className="nowrap">{formatDate(ws.created_at)}</td>
                     <td>{ws.archived ? <Badge tone="muted">Archived</Badge> : <Badge tone="success">Active</Badge>}</td>
                     <td className="actions">
                       {can.manageWorkspace(role, ws.role) ? (
