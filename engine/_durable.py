@@ -28,6 +28,9 @@ RUN_QUEUE = "fireflow_runs"
 # Pinned: a deploy must not strand pending runs (a human wait lasting weeks included) on an
 # old version. Bump only with a plan for the runs in flight (patching or draining).
 APPLICATION_VERSION = "fireflow-1"
+# DBOS numbers a workflow's steps from 1; the i-th effectful node (in step_order) owns step
+# FIRST_STEP_ID + i. Checked in every run, so a DBOS change cannot misplace forks silently.
+FIRST_STEP_ID = 1
 # A run whose worker keeps dying is given up after this many recoveries.
 MAX_RECOVERY_ATTEMPTS = 5
 
@@ -93,8 +96,15 @@ async def _execute_node_step(
 async def run_workflow(
     run_id: str, document: dict[str, Any], inputs: dict[str, Any], meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """One run of a flow version. `meta` carries ids only (workspace, flow owner, caller)."""
+    """One run of a flow version. `meta` carries ids only (workspace, flow owner, caller).
+
+    The run's id is the workflow's own id, not the `run_id` input: a fork copies the
+    inputs of the run it forks but is a run of its own."""
+    run_id = DBOS.workflow_id or run_id
     reservations = {node_id: DBOS.reserve_step() for node_id in step_order(document)}
+    ids = [r.step_id for r in reservations.values()]
+    if ids != list(range(FIRST_STEP_ID, FIRST_STEP_ID + len(ids))):
+        raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
     sink = _BufferedSink(await _store(), run_id)
 
     async def call_node(
@@ -132,8 +142,8 @@ def _graph(document: Mapping[str, Any]) -> tuple[dict[str, ResolvedNode], dict[s
 
 
 def step_order(document: Mapping[str, Any]) -> list[str]:
-    """The nodes that run as DBOS steps, in the order their step ids are reserved: step id
-    i (counting from 0) belongs to the i-th of them, in every run of this document."""
+    """The nodes that run as DBOS steps, in the order their step ids are reserved: the i-th
+    of them (from 0) owns step FIRST_STEP_ID + i in every run of this document."""
     nodes, graph = _graph(document)
     return [n for n in topological_order(graph) if nodes[n].cls.effect is not Effect.PURE]
 
@@ -153,7 +163,7 @@ def fork_step(document: Mapping[str, Any], node_id: str) -> int:
                 frontier.append(nxt)
     order = step_order(document)
     positions = [i for i, n in enumerate(order) if n in downstream]
-    return min(positions) if positions else len(order)
+    return FIRST_STEP_ID + (min(positions) if positions else len(order))
 
 
 def result_to_json(result: RunResult) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from fireflow.errors import ServiceError
+from flows.api import catalogue_router, flows_router, runs_router
 from tenants.api import (
     auth_router,
     invitation_router,
@@ -133,3 +134,6 @@ api.add_router("/invitations", invitation_router)
 api.add_router("/orgs", orgs_router)
 api.add_router("/orgs/{org_slug}", org_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}", workspace_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/flows", flows_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
+api.add_router("/node-types", catalogue_router)

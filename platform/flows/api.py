@@ -1,0 +1,193 @@
+"""Flows and runs API: thin endpoints over services and selectors, behind the workspace
+gate (`/api/orgs/{org_slug}/workspaces/{ws_id}/...`). Viewers read; editors edit and run."""
+
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Header, Router, Status
+from ninja.pagination import CursorPagination, paginate
+
+import engine
+from tenants.gate import gate, workspace_ctx
+
+from . import selectors, services
+from .schemas import (
+    EventOut,
+    FlowDetailOut,
+    FlowIn,
+    FlowOut,
+    FlowPatchIn,
+    ForkIn,
+    NodeTypesOut,
+    RunDetailOut,
+    RunIn,
+    RunOut,
+    ValidateIn,
+    ValidateOut,
+    VersionDetailOut,
+    VersionIn,
+    VersionOut,
+)
+
+catalogue_router = Router(tags=["flows"], auth=gate("user"))
+flows_router = Router(tags=["flows"], auth=gate("workspace"))
+runs_router = Router(tags=["runs"], auth=gate("workspace"))
+
+
+@catalogue_router.get("", response=NodeTypesOut, summary="The node types a flow may use")
+def node_types(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "node_types": engine.catalogue(),
+        "port_compatibility": engine.compatibility_table(),
+        "event_types": {t.value: d for t, d in engine.EVENT_PAYLOADS.items()},
+    }
+
+
+@flows_router.post("/validate", response=ValidateOut, summary="Validate a flow document")
+def flow_validate(request: HttpRequest, payload: ValidateIn) -> dict[str, Any]:
+    workspace_ctx(request)
+    issues = engine.validate_flow(payload.document)
+    return {
+        "valid": not any(i.severity == "error" for i in issues),
+        "issues": [i.to_json() for i in issues],
+    }
+
+
+@flows_router.get("", response=list[FlowOut])
+@paginate(CursorPagination, ordering=("-created_at",))
+def flow_list(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return selectors.flow_list(wctx=workspace_ctx(request))
+
+
+@flows_router.post("", response={201: FlowDetailOut})
+def flow_create(request: HttpRequest, payload: FlowIn):  # type: ignore[no-untyped-def]
+    flow = services.flow_create(
+        wctx=workspace_ctx(request),
+        name=payload.name,
+        description=payload.description,
+        document=payload.document,
+        message=payload.message,
+    )
+    return Status(201, flow)
+
+
+@flows_router.get("/{flow_id}", response=FlowDetailOut)
+def flow_detail(request: HttpRequest, flow_id: UUID):  # type: ignore[no-untyped-def]
+    return selectors.flow_get(wctx=workspace_ctx(request), flow_id=flow_id)
+
+
+@flows_router.patch("/{flow_id}", response=FlowDetailOut)
+def flow_update(request: HttpRequest, flow_id: UUID, payload: FlowPatchIn):  # type: ignore[no-untyped-def]
+    return services.flow_update(
+        wctx=workspace_ctx(request),
+        flow_id=flow_id,
+        name=payload.name,
+        description=payload.description,
+    )
+
+
+@flows_router.get("/{flow_id}/versions", response=list[VersionOut])
+@paginate(CursorPagination, ordering=("-created_at",))
+def version_list(request: HttpRequest, flow_id: UUID):  # type: ignore[no-untyped-def]
+    return selectors.version_list(wctx=workspace_ctx(request), flow_id=flow_id)
+
+
+@flows_router.post(
+    "/{flow_id}/versions",
+    response={201: VersionDetailOut},
+    summary="Save a new version (validated: an invalid flow is refused, the last good one stays)",
+)
+def version_save(request: HttpRequest, flow_id: UUID, payload: VersionIn):  # type: ignore[no-untyped-def]
+    version = services.version_save(
+        wctx=workspace_ctx(request),
+        flow_id=flow_id,
+        document=payload.document,
+        message=payload.message,
+        parent_hash=payload.parent,
+    )
+    return Status(201, version)
+
+
+@flows_router.get("/{flow_id}/versions/{version_hash}", response=VersionDetailOut)
+def version_detail(request: HttpRequest, flow_id: UUID, version_hash: str):  # type: ignore[no-untyped-def]
+    return selectors.version_get(
+        wctx=workspace_ctx(request), flow_id=flow_id, version_hash=version_hash
+    )
+
+
+@flows_router.post(
+    "/{flow_id}/runs",
+    response={201: RunOut, 200: RunOut},
+    summary="Start a run (send an Idempotency-Key header to make retries safe)",
+)
+def run_start(  # type: ignore[no-untyped-def]
+    request: HttpRequest,
+    flow_id: UUID,
+    payload: RunIn,
+    idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),  # type: ignore[type-arg]
+):
+    run, created = services.run_start(
+        wctx=workspace_ctx(request),
+        flow_id=flow_id,
+        inputs=payload.inputs,
+        version_hash_=payload.version,
+        idempotency_key=idempotency_key,
+    )
+    return Status(
+        201 if created else 200, selectors.run_get_row(wctx=workspace_ctx(request), run_id=run.id)
+    )
+
+
+@runs_router.get("", response=list[RunOut])
+@paginate(CursorPagination, ordering=("-created_at",))
+def run_list(request: HttpRequest, flow_id: UUID | None = None, status: str | None = None):  # type: ignore[no-untyped-def]
+    return selectors.run_list(wctx=workspace_ctx(request), flow_id=flow_id, status=status)
+
+
+@runs_router.get("/{run_id}", response=RunDetailOut)
+def run_detail(request: HttpRequest, run_id: UUID):  # type: ignore[no-untyped-def]
+    run = selectors.run_get_row(wctx=workspace_ctx(request), run_id=run_id)
+    run.state = selectors.run_state(run)  # type: ignore[attr-defined]
+    return run
+
+
+@runs_router.get(
+    "/{run_id}/events",
+    response=list[EventOut],
+    summary="The run's events after sequence number `after`, in order",
+)
+def run_events(request: HttpRequest, run_id: UUID, after: int = 0, limit: int = 500):  # type: ignore[no-untyped-def]
+    return selectors.run_events(
+        wctx=workspace_ctx(request),
+        run_id=run_id,
+        after=max(after, 0),
+        limit=min(max(limit, 1), 1000),
+    )
+
+
+@runs_router.post("/{run_id}/cancel", response={202: None})
+def run_cancel(request: HttpRequest, run_id: UUID) -> Status[None]:
+    services.run_cancel(wctx=workspace_ctx(request), run_id=run_id)
+    return Status(202, None)
+
+
+@runs_router.post(
+    "/{run_id}/resume",
+    response={202: None},
+    summary="Resume a cancelled run, or one stopped after repeated crashes",
+)
+def run_resume(request: HttpRequest, run_id: UUID) -> Status[None]:
+    services.run_resume(wctx=workspace_ctx(request), run_id=run_id)
+    return Status(202, None)
+
+
+@runs_router.post(
+    "/{run_id}/fork",
+    response={201: RunOut},
+    summary="Re-run from a node: a new run reusing what came before it",
+)
+def run_fork(request: HttpRequest, run_id: UUID, payload: ForkIn):  # type: ignore[no-untyped-def]
+    wctx = workspace_ctx(request)
+    run = services.run_fork(wctx=wctx, run_id=run_id, node_id=payload.node)
+    return Status(201, selectors.run_get_row(wctx=wctx, run_id=run.id))

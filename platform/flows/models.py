@@ -1,0 +1,97 @@
+"""Flows, flow versions and runs.
+
+A flow version is immutable and content-addressed: its id is the SHA-256 of the canonical
+JSON of its document and its parent's id, so saving the same document on the same parent
+gives the same version, and history forms a chain of parent links (room for branches, tags,
+diff and rollback). A run's id is its DBOS workflow id; its status and result live in
+DBOS's tables and its events in the engine's, so nothing is written twice."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from tenants.models import ApiKey, Workspace
+
+
+class Flow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=2000)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    current_version = models.ForeignKey(
+        "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowVersion(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    hash = models.CharField(max_length=64)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    document = models.JSONField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("flow", "hash", name="flow_version_hash_unique")]
+        indexes = [models.Index(fields=["flow", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.hash[:12]
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
+    flow_version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="runs")
+    # Who wrote the version that runs, and who started it (ASVS 8.3.3: decide on the caller).
+    flow_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    inputs = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    forked_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
+    )
+    forked_at_node = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "workspace",
+                "caller",
+                "idempotency_key",
+                condition=~models.Q(idempotency_key=""),
+                name="run_idempotency_key_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            models.Index(fields=["flow", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)

@@ -1,0 +1,173 @@
+"""Request and response shapes of the flows and runs API."""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from ninja import Schema
+from pydantic import Field, StringConstraints
+
+from .selectors import status_of
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class IssueOut(Schema):
+    code: str
+    message: str
+    node: str | None
+    port: str | None
+    severity: str
+
+
+class ValidateIn(Schema):
+    document: dict[str, Any]
+
+
+class ValidateOut(Schema):
+    valid: bool
+    issues: list[IssueOut]
+
+
+class FlowIn(Schema):
+    name: Name
+    description: str = Field("", max_length=2000)
+    document: dict[str, Any] | None = Field(None, description="the first version, if given")
+    message: str = Field("", max_length=500)
+
+
+class FlowPatchIn(Schema):
+    name: Name | None = None
+    description: str | None = Field(None, max_length=2000)
+
+
+class VersionIn(Schema):
+    document: dict[str, Any]
+    message: str = Field("", max_length=500)
+    parent: Hash | None = Field(
+        None, description="the version you edited; refused (409) if it is no longer current"
+    )
+
+
+class VersionOut(Schema):
+    hash: str
+    parent: str | None
+    author_email: str | None
+    message: str
+    created_at: datetime
+
+    @staticmethod
+    def resolve_parent(obj: Any) -> str | None:
+        return obj.parent.hash if obj.parent_id else None
+
+    @staticmethod
+    def resolve_author_email(obj: Any) -> str | None:
+        return obj.author.email if obj.author_id else None
+
+
+class VersionDetailOut(VersionOut):
+    document: dict[str, Any]
+
+
+class FlowOut(Schema):
+    id: UUID
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    current_version: str | None
+
+    @staticmethod
+    def resolve_current_version(obj: Any) -> str | None:
+        return obj.current_version.hash if obj.current_version_id else None
+
+
+class FlowDetailOut(FlowOut):
+    document: dict[str, Any] | None
+
+    @staticmethod
+    def resolve_document(obj: Any) -> dict[str, Any] | None:
+        return obj.current_version.document if obj.current_version_id else None
+
+
+class RunIn(Schema):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    version: Hash | None = Field(None, description="a version hash; default: the current one")
+
+
+class ForkIn(Schema):
+    node: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class RunOut(Schema):
+    id: UUID
+    flow_id: UUID
+    flow_version: str
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    caller_email: str | None
+    flow_owner_email: str | None
+    inputs: dict[str, Any]
+    created_at: datetime
+    forked_from_id: UUID | None = None
+    forked_at_node: str = ""
+
+    @staticmethod
+    def resolve_flow_version(obj: Any) -> str:
+        return obj.flow_version.hash  # type: ignore[no-any-return]
+
+    @staticmethod
+    def resolve_status(obj: Any) -> str:
+        return status_of(getattr(obj, "dbos_status", None), getattr(obj, "result_status", None))
+
+    @staticmethod
+    def resolve_caller_email(obj: Any) -> str | None:
+        return obj.caller.email if obj.caller_id else None
+
+    @staticmethod
+    def resolve_flow_owner_email(obj: Any) -> str | None:
+        return obj.flow_owner.email if obj.flow_owner_id else None
+
+
+class RunDetailOut(RunOut):
+    outputs: dict[str, Any] | None
+    error: str | None
+    nodes: dict[str, Any] = Field(description="each node's status, error and outputs taken")
+    recovery_attempts: int
+
+    @staticmethod
+    def resolve_status(obj: Any) -> str:
+        return obj.state.status  # type: ignore[no-any-return]
+
+    @staticmethod
+    def resolve_outputs(obj: Any) -> dict[str, Any] | None:
+        return obj.state.outputs  # type: ignore[no-any-return]
+
+    @staticmethod
+    def resolve_error(obj: Any) -> str | None:
+        return obj.state.error  # type: ignore[no-any-return]
+
+    @staticmethod
+    def resolve_nodes(obj: Any) -> dict[str, Any]:
+        return obj.state.nodes  # type: ignore[no-any-return]
+
+    @staticmethod
+    def resolve_recovery_attempts(obj: Any) -> int:
+        return obj.state.recovery_attempts  # type: ignore[no-any-return]
+
+
+class EventOut(Schema):
+    seq: int
+    type: str
+    node: str | None
+    port: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class NodeTypesOut(Schema):
+    node_types: list[dict[str, Any]]
+    port_compatibility: dict[str, list[str]] = Field(
+        description="output port type -> the input port types it may connect to"
+    )
+    event_types: dict[str, str]

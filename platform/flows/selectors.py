@@ -1,0 +1,177 @@
+"""Reads inside one workspace: flows, versions, runs (with their status and result from
+DBOS's tables) and run events (from the engine's event table)."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from fireflow.errors import NotFound
+from tenants.context import WorkspaceContext
+
+from .models import Flow, FlowVersion, Run
+
+# DBOS workflow status -> what a user sees.
+_STATUS = {
+    "ENQUEUED": "queued",
+    "DELAYED": "queued",
+    "PENDING": "running",
+    "SUCCESS": "completed",
+    "ERROR": "failed",
+    "CANCELLED": "cancelled",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "failed",
+}
+_DBOS_STATUS = RawSQL(
+    "SELECT ws.status FROM dbos.workflow_status ws WHERE ws.workflow_uuid = flows_run.id::text",
+    (),
+)
+_RESULT_STATUS = RawSQL(
+    "SELECT wo.output::json->>'status' FROM dbos.workflow_output wo "
+    "WHERE wo.workflow_uuid = flows_run.id::text",
+    (),
+)
+
+
+def status_of(dbos_status: str | None, result_status: str | None) -> str:
+    """What a user sees: a workflow that finished may still have failed nodes."""
+    if dbos_status == "SUCCESS" and result_status:
+        return result_status
+    return _STATUS.get(dbos_status or "ENQUEUED", "running")
+
+
+def flow_list(*, wctx: WorkspaceContext) -> QuerySet[Flow]:
+    return Flow.objects.filter(workspace=wctx.workspace).select_related("current_version")
+
+
+def flow_get(*, wctx: WorkspaceContext, flow_id: UUID) -> Flow:
+    flow = (
+        Flow.objects.filter(workspace=wctx.workspace, id=flow_id)
+        .select_related("current_version", "current_version__author")
+        .first()
+    )
+    if flow is None:
+        raise NotFound("No flow with this id in this workspace.")
+    return flow
+
+
+def version_list(*, wctx: WorkspaceContext, flow_id: UUID) -> QuerySet[FlowVersion]:
+    flow = flow_get(wctx=wctx, flow_id=flow_id)
+    return FlowVersion.objects.filter(flow=flow).select_related("author", "parent")
+
+
+def version_get(*, wctx: WorkspaceContext, flow_id: UUID, version_hash: str) -> FlowVersion:
+    version = (
+        FlowVersion.objects.filter(
+            flow__workspace=wctx.workspace, flow_id=flow_id, hash=version_hash
+        )
+        .select_related("author", "parent")
+        .first()
+    )
+    if version is None:
+        raise NotFound("No version with this hash in this flow.")
+    return version
+
+
+def run_list(
+    *, wctx: WorkspaceContext, flow_id: UUID | None = None, status: str | None = None
+) -> QuerySet[Run]:
+    runs = (
+        Run.objects.filter(workspace=wctx.workspace)
+        .select_related("flow", "flow_version", "caller", "flow_owner")
+        .annotate(dbos_status=_DBOS_STATUS, result_status=_RESULT_STATUS)
+    )
+    if flow_id:
+        runs = runs.filter(flow_id=flow_id)
+    if status in ("completed", "failed"):
+        runs = runs.filter(
+            Q(dbos_status="SUCCESS", result_status=status)
+            | Q(dbos_status__in=[k for k, v in _STATUS.items() if v == status and k != "SUCCESS"])
+        )
+    elif status:
+        runs = runs.filter(dbos_status__in=[k for k, v in _STATUS.items() if v == status])
+    return runs
+
+
+def run_get_row(*, wctx: WorkspaceContext, run_id: UUID) -> Run:
+    run = run_list(wctx=wctx).filter(id=run_id).first()
+    if run is None:
+        raise NotFound("No run with this id in this workspace.")
+    return run
+
+
+@dataclass(frozen=True)
+class RunState:
+    status: str
+    outputs: dict[str, Any] | None
+    error: str | None
+    nodes: dict[str, Any]
+    recovery_attempts: int
+
+
+def run_state(run: Run) -> RunState:
+    """Status, outputs and error of a run, read from DBOS's tables."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ws.status, wo.output, wo.error, ws.recovery_attempts "
+            "FROM dbos.workflow_status ws "
+            "LEFT JOIN dbos.workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid "
+            "WHERE ws.workflow_uuid = %s",
+            [str(run.id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return RunState("queued", None, None, {}, 0)
+    dbos_status, output, error, attempts = row
+    result = json.loads(output) if output else {}
+    status = status_of(dbos_status, result.get("status"))
+    message = result.get("error")
+    if dbos_status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        message = (
+            f"The run stopped after crashing its worker {attempts} times. The last node that "
+            "started is the likely cause; fix it and re-run from there."
+        )
+    elif dbos_status == "ERROR":
+        message = _error_message(error)
+    elif dbos_status == "CANCELLED":
+        message = "The run was cancelled."
+    return RunState(status, result.get("outputs"), message, result.get("nodes", {}), attempts)
+
+
+def _error_message(error: str | None) -> str:
+    if not error:
+        return "The run failed."
+    try:
+        data = json.loads(error)
+    except ValueError:
+        return error[:2000]
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("name") or "The run failed.")[:2000]
+    return str(data)[:2000]
+
+
+def run_events(
+    *, wctx: WorkspaceContext, run_id: UUID, after: int = 0, limit: int = 500
+) -> list[dict[str, Any]]:
+    run_get_row(wctx=wctx, run_id=run_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, type, node, port, payload, created_at FROM fireflow.run_event "
+            "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            [str(run_id), after, limit],
+        )
+        rows = cursor.fetchall()
+    return [
+        {
+            "seq": seq,
+            "type": type_,
+            "node": node,
+            "port": port,
+            "payload": json.loads(payload) if isinstance(payload, str) else payload,
+            "created_at": created_at,
+        }
+        for seq, type_, node, port, payload, created_at in rows
+    ]

@@ -1,0 +1,258 @@
+"""Writes: flows, versions (validated at save; an invalid document never replaces the last
+good version) and runs (the Run row and the engine's queue entry commit together)."""
+
+import hashlib
+import json
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, connection, transaction
+
+import engine
+from fireflow.errors import Conflict, InvalidInput, NotFound
+from tenants.audit import audit_record
+from tenants.context import WorkspaceContext
+from tenants.roles import WorkspaceRole
+
+from . import engine_bridge
+from .models import Flow, FlowVersion, Run
+from .selectors import flow_get, run_get_row
+
+
+def issues_to_fields(issues: list[engine.Issue]) -> dict[str, str]:
+    """Validation issues in the API's error shape: one entry per node (and port)."""
+    fields: dict[str, str] = {}
+    for issue in issues:
+        key = "document"
+        if issue.node:
+            key = f"nodes.{issue.node}" + (f".{issue.port}" if issue.port else "")
+        elif issue.port:
+            key = f"inputs.{issue.port}"
+        fields[key] = f"{fields[key]}; {issue.message}" if key in fields else issue.message
+    return fields
+
+
+def _invalid_flow(exc: engine.FlowInvalid) -> InvalidInput:
+    count = len(exc.issues)
+    first = exc.issues[0].message if exc.issues else ""
+    return InvalidInput(
+        f"The flow has {count} error{'s' if count != 1 else ''}: {first}"
+        + (" (and more, see fields)" if count > 1 else ""),
+        code="invalid_flow",
+        fields=issues_to_fields(exc.issues),
+    )
+
+
+def version_hash(document: dict[str, Any], parent: FlowVersion | None) -> str:
+    canonical = json.dumps(
+        {"document": document, "parent": parent.hash if parent else None},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@transaction.atomic
+def flow_create(
+    *,
+    wctx: WorkspaceContext,
+    name: str,
+    description: str = "",
+    document: dict[str, Any] | None = None,
+    message: str = "",
+) -> Flow:
+    wctx.require(WorkspaceRole.EDITOR, action="create flows")
+    flow = Flow.objects.create(
+        workspace=wctx.workspace,
+        name=name.strip(),
+        description=description,
+        created_by=wctx.actor.user,
+    )
+    audit_record(
+        org=wctx.org,
+        actor=wctx.actor,
+        action="flow.created",
+        target_type="flow",
+        target_id=flow.id,
+        target_label=flow.name,
+        workspace=wctx.workspace,
+        after={"name": flow.name},
+    )
+    if document is not None:
+        version_save(wctx=wctx, flow_id=flow.id, document=document, message=message)
+        flow.refresh_from_db()
+    return flow
+
+
+@transaction.atomic
+def flow_update(
+    *, wctx: WorkspaceContext, flow_id: UUID, name: str | None, description: str | None
+) -> Flow:
+    wctx.require(WorkspaceRole.EDITOR, action="edit flows")
+    flow = flow_get(wctx=wctx, flow_id=flow_id)
+    if name is not None:
+        flow.name = name.strip()
+    if description is not None:
+        flow.description = description
+    flow.save(update_fields=["name", "description", "updated_at"])
+    return flow
+
+
+@transaction.atomic
+def version_save(
+    *,
+    wctx: WorkspaceContext,
+    flow_id: UUID,
+    document: dict[str, Any],
+    message: str = "",
+    parent_hash: str | None = None,
+) -> FlowVersion:
+    """Validate and store a new version as the flow's current one. `parent_hash`, when
+    given, must be the current version (someone else's newer save is not overwritten)."""
+    wctx.require(WorkspaceRole.EDITOR, action="edit flows")
+    flow = Flow.objects.select_for_update().filter(id=flow_id, workspace=wctx.workspace).first()
+    if flow is None:
+        raise NotFound("No flow with this id in this workspace.")
+    try:
+        parsed = engine.parse_flow(document)
+    except engine.FlowInvalid as exc:
+        raise _invalid_flow(exc) from None
+    normalized = parsed.to_json()
+    current = flow.current_version
+    if parent_hash is not None and (current.hash if current else "") != parent_hash:
+        raise Conflict(
+            "The flow was saved by someone else since you opened it. Reload it, then save "
+            "your changes on top of the newest version.",
+            code="stale_parent",
+        )
+    digest = version_hash(normalized, current)
+    version = FlowVersion.objects.filter(flow=flow, hash=digest).first()
+    if version is None:
+        version = FlowVersion.objects.create(
+            flow=flow,
+            hash=digest,
+            parent=current,
+            document=normalized,
+            author=wctx.actor.user,
+            message=message,
+        )
+    flow.current_version = version
+    flow.save(update_fields=["current_version", "updated_at"])
+    return version
+
+
+def run_start(
+    *,
+    wctx: WorkspaceContext,
+    flow_id: UUID,
+    inputs: dict[str, Any],
+    version_hash_: str | None = None,
+    idempotency_key: str = "",
+) -> tuple[Run, bool]:
+    """Start a run of the flow's current version (or `version_hash_`). Returns the run and
+    whether it is new: a retried request with the same Idempotency-Key gets the same run."""
+    wctx.require(WorkspaceRole.EDITOR, action="run flows")
+    caller = wctx.actor.user
+    if idempotency_key:
+        existing = Run.objects.filter(
+            workspace=wctx.workspace, caller=caller, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing, False
+    flow = flow_get(wctx=wctx, flow_id=flow_id)
+    if version_hash_:
+        version = FlowVersion.objects.filter(flow=flow, hash=version_hash_).first()
+        if version is None:
+            raise NotFound("No version with this hash in this flow.")
+    else:
+        version = flow.current_version
+        if version is None:
+            raise Conflict("The flow has no saved version yet: save it first.", code="no_version")
+    try:
+        engine.check_run_inputs(engine.parse_flow(version.document), inputs)
+    except engine.FlowInvalid as exc:
+        raise InvalidInput(
+            "The run's inputs do not fit the flow: " + "; ".join(i.message for i in exc.issues),
+            code="invalid_inputs",
+            fields=issues_to_fields(exc.issues),
+        ) from None
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                workspace=wctx.workspace,
+                flow=flow,
+                flow_version=version,
+                flow_owner=version.author,
+                caller=caller,
+                api_key=wctx.actor.api_key,
+                inputs=inputs,
+                idempotency_key=idempotency_key,
+            )
+            _enqueue(run, version.document)
+    except IntegrityError:
+        existing = Run.objects.filter(
+            workspace=wctx.workspace, caller=caller, idempotency_key=idempotency_key
+        ).first()
+        if existing is None:
+            raise
+        return existing, False
+    return run, True
+
+
+def _meta(run: Run) -> dict[str, Any]:
+    return {
+        "org": str(run.workspace.org_id),
+        "workspace": str(run.workspace_id),
+        "flow": str(run.flow_id),
+        "flow_version": run.flow_version.hash,
+        "flow_owner": str(run.flow_owner_id) if run.flow_owner_id else None,
+        "caller": str(run.caller_id) if run.caller_id else None,
+    }
+
+
+def _enqueue(run: Run, document: dict[str, Any]) -> None:
+    sql, params = engine.enqueue_run_sql(
+        run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def run_cancel(*, wctx: WorkspaceContext, run_id: UUID) -> None:
+    wctx.require(WorkspaceRole.EDITOR, action="cancel runs")
+    run_get_row(wctx=wctx, run_id=run_id)
+    engine_bridge.client().cancel(str(run_id))
+
+
+def run_resume(*, wctx: WorkspaceContext, run_id: UUID) -> None:
+    wctx.require(WorkspaceRole.EDITOR, action="resume runs")
+    run_get_row(wctx=wctx, run_id=run_id)
+    engine_bridge.client().resume(str(run_id))
+
+
+def run_fork(*, wctx: WorkspaceContext, run_id: UUID, node_id: str) -> Run:
+    """A new run that reuses everything `run_id` did before `node_id` and runs the rest
+    again (re-run from any node)."""
+    wctx.require(WorkspaceRole.EDITOR, action="re-run flows")
+    original = run_get_row(wctx=wctx, run_id=run_id)
+    document = original.flow_version.document
+    try:
+        start_step = engine.fork_step(document, node_id)
+    except KeyError:
+        raise InvalidInput(
+            f"The flow has no node '{node_id}'.", code="unknown_node", fields={"node": "unknown"}
+        ) from None
+    new_id = engine_bridge.client().fork(str(run_id), start_step)
+    return Run.objects.create(
+        id=UUID(new_id),
+        workspace=wctx.workspace,
+        flow=original.flow,
+        flow_version=original.flow_version,
+        flow_owner=original.flow_owner,
+        caller=wctx.actor.user,
+        api_key=wctx.actor.api_key,
+        inputs=original.inputs,
+        forked_from=original,
+        forked_at_node=node_id,
+    )

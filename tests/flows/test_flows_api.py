@@ -1,0 +1,264 @@
+"""Flows and runs through the API: save validated versions, run them on a real worker,
+read status, outputs and the event stream, idempotent starts, cancel and fork."""
+
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from flows.models import Flow, FlowVersion, Run
+from tenants.roles import OrgRole, WorkspaceRole
+from tests.engine.harness import chain, ledger
+from tests.factories import OrgFixture
+
+GREETING = {
+    "schema": 1,
+    "nodes": [
+        {"id": "inp", "type": "input", "config": {"fields": [{"name": "name", "type": "text"}]}},
+        {"id": "greet", "type": "template", "config": {"template": "Hello {{ name }}!"}},
+        {"id": "out", "type": "output", "config": {"name": "greeting"}},
+    ],
+    "edges": [{"from": "inp.name", "to": "greet.name"}, {"from": "greet.text", "to": "out.value"}],
+}
+
+
+def base(org: OrgFixture) -> str:
+    return f"/api/orgs/{org.org.slug}/workspaces/{org.workspace.id}"
+
+
+def create_flow(client: Client, org: OrgFixture, document: dict[str, Any] = GREETING) -> str:
+    response = client.post(
+        f"{base(org)}/flows",
+        {"name": "Greeter", "document": document},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    return str(response.json()["id"])
+
+
+def wait_run(client: Client, org: OrgFixture, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"{base(org)}/runs/{run_id}").json()
+        if body["status"] not in ("queued", "running"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+@pytest.mark.django_db
+def test_node_types_catalogue(org: OrgFixture, client_for: Any) -> None:
+    body = client_for(org.owner).get("/api/node-types").json()
+    types = {t["type"]: t for t in body["node_types"]}
+    assert types["template"]["config_schema"]["required"] == ["template"]
+    assert "text" in body["port_compatibility"]["number"]
+    assert "FLOW_COMPLETED" in body["event_types"]
+    assert Client().get("/api/node-types").status_code == 401
+
+
+@pytest.mark.django_db
+def test_invalid_flow_is_refused_and_the_last_good_version_stays(
+    org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    good = Flow.objects.get(id=flow_id).current_version
+    assert good is not None
+    broken = {**GREETING, "nodes": [*GREETING["nodes"][:2], {"id": "out", "type": "outptu"}]}
+    response = client.post(
+        f"{base(org)}/flows/{flow_id}/versions",
+        {"document": broken},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_flow"
+    assert "Did you mean 'output'?" in body["fields"]["nodes.out"]
+    assert Flow.objects.get(id=flow_id).current_version == good
+    assert FlowVersion.objects.filter(flow_id=flow_id).count() == 1
+
+    # Validation on its own answers with every issue.
+    checked = client.post(
+        f"{base(org)}/flows/validate", {"document": broken}, content_type="application/json"
+    ).json()
+    assert checked["valid"] is False
+    assert {i["code"] for i in checked["issues"]} >= {"unknown_node_type"}
+
+
+@pytest.mark.django_db
+def test_versions_are_content_addressed_and_chained(org: OrgFixture, client_for: Any) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    first = Flow.objects.get(id=flow_id).current_version
+    assert first is not None
+    changed = {
+        **GREETING,
+        "nodes": [
+            GREETING["nodes"][0],
+            {"id": "greet", "type": "template", "config": {"template": "Hi {{ name }}"}},
+            GREETING["nodes"][2],
+        ],
+    }
+    saved = client.post(
+        f"{base(org)}/flows/{flow_id}/versions",
+        {"document": changed, "message": "shorter", "parent": first.hash},
+        content_type="application/json",
+    )
+    assert saved.status_code == 201, saved.content
+    second = saved.json()
+    assert second["parent"] == first.hash
+    assert len(second["hash"]) == 64
+    # Someone saving on top of the old version is told, not silently overwritten.
+    stale = client.post(
+        f"{base(org)}/flows/{flow_id}/versions",
+        {"document": GREETING, "parent": first.hash},
+        content_type="application/json",
+    )
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "stale_parent"
+    listed = client.get(f"{base(org)}/flows/{flow_id}/versions").json()["results"]
+    assert [v["hash"] for v in listed] == [second["hash"], first.hash]
+    old = client.get(f"{base(org)}/flows/{flow_id}/versions/{first.hash}").json()
+    assert old["document"]["nodes"][1]["config"]["template"] == "Hello {{ name }}!"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_completes_with_outputs_and_an_ordered_event_stream(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    started = client.post(
+        f"{base(org)}/flows/{flow_id}/runs",
+        {"inputs": {"name": "Ada"}},
+        content_type="application/json",
+    )
+    assert started.status_code == 201, started.content
+    run = started.json()
+    assert run["status"] in ("queued", "running", "completed")
+    assert run["caller_email"] == org.owner.email
+    assert run["flow_owner_email"] == org.owner.email
+    done = wait_run(client, org, run["id"])
+    assert done["status"] == "completed"
+    assert done["outputs"] == {"greeting": "Hello Ada!"}
+    assert done["nodes"]["greet"]["status"] == "completed"
+    events = client.get(f"{base(org)}/runs/{run['id']}/events").json()
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "FLOW_STARTED"
+    assert events[-1]["type"] == "FLOW_COMPLETED"
+    assert {
+        "type": "PORT_VALUE_CHANGED",
+        "node": "greet",
+        "port": "text",
+        "payload": {"value": "Hello Ada!"},
+    }.items() <= {**next(e for e in events if e["node"] == "greet" and e["port"] == "text")}.items()
+    later = client.get(f"{base(org)}/runs/{run['id']}/events?after=3").json()
+    assert [e["seq"] for e in later] == list(range(4, len(events) + 1))
+    listed = client.get(f"{base(org)}/runs?flow_id={flow_id}").json()["results"]
+    assert [(r["id"], r["status"]) for r in listed] == [(run["id"], "completed")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_start_is_idempotent_and_inputs_are_checked(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    url = f"{base(org)}/flows/{flow_id}/runs"
+    first = client.post(
+        url,
+        {"inputs": {"name": "x"}},
+        content_type="application/json",
+        headers={"Idempotency-Key": "order-42"},
+    )
+    again = client.post(
+        url,
+        {"inputs": {"name": "x"}},
+        content_type="application/json",
+        headers={"Idempotency-Key": "order-42"},
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert Run.objects.count() == 1
+    bad = client.post(url, {"inputs": {"nmae": "x"}}, content_type="application/json")
+    assert bad.status_code == 422
+    assert "input 'name' (text) is required" in bad.json()["detail"]
+    assert "inputs.nmae" in bad.json()["fields"]
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_viewers_read_editors_run(engine_worker: str, org: OrgFixture, client_for: Any) -> None:
+    owner = client_for(org.owner)
+    flow_id = create_flow(owner, org)
+    viewer, editor = org.add_member(OrgRole.MEMBER), org.add_member(OrgRole.MEMBER)
+    org.grant(viewer, WorkspaceRole.VIEWER)
+    org.grant(editor, WorkspaceRole.EDITOR)
+    as_viewer, as_editor = client_for(viewer), client_for(editor)
+    assert as_viewer.get(f"{base(org)}/flows/{flow_id}").status_code == 200
+    refused = as_viewer.post(
+        f"{base(org)}/flows/{flow_id}/runs",
+        {"inputs": {"name": "v"}},
+        content_type="application/json",
+    )
+    assert refused.status_code == 403
+    assert (
+        as_viewer.post(
+            f"{base(org)}/flows/{flow_id}/versions",
+            {"document": GREETING},
+            content_type="application/json",
+        ).status_code
+        == 403
+    )
+    ran = as_editor.post(
+        f"{base(org)}/flows/{flow_id}/runs",
+        {"inputs": {"name": "e"}},
+        content_type="application/json",
+    )
+    assert ran.status_code == 201
+    done = wait_run(as_viewer, org, ran.json()["id"])
+    assert done["caller_email"] == editor.email
+    assert done["flow_owner_email"] == org.owner.email
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_and_fork_from_a_node(engine_worker: str, org: OrgFixture, client_for: Any) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org, chain(("a", 0), ("b", 0), ("c", 0)))
+    run = client.post(
+        f"{base(org)}/flows/{flow_id}/runs", {"inputs": {"x": "f"}}, content_type="application/json"
+    ).json()
+    done = wait_run(client, org, run["id"])
+    assert done["outputs"] == {"result": "f-a-b-c"}
+    forked = client.post(
+        f"{base(org)}/runs/{run['id']}/fork", {"node": "b"}, content_type="application/json"
+    )
+    assert forked.status_code == 201, forked.content
+    fork = forked.json()
+    assert fork["forked_from_id"] == run["id"]
+    refork = wait_run(client, org, fork["id"])
+    assert refork["outputs"] == {"result": "f-a-b-c"}
+    ran_again = [node for node, phase in ledger(engine_worker, fork["id"]) if phase == "start"]
+    assert ran_again == ["b", "c"]  # a was reused from the original run
+
+    slow_flow = create_flow(
+        client,
+        org,
+        chain(
+            ("slow", 30),
+        ),
+    )
+    slow = client.post(
+        f"{base(org)}/flows/{slow_flow}/runs",
+        {"inputs": {"x": "s"}},
+        content_type="application/json",
+    ).json()
+    deadline = time.monotonic() + 20
+    while ("slow", "start") not in ledger(engine_worker, slow["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert client.post(f"{base(org)}/runs/{slow['id']}/cancel").status_code == 202
+    cancelled = wait_run(client, org, slow["id"])
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"] == "The run was cancelled."
