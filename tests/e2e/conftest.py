@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("FIREFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -74,7 +74,9 @@ def new_page(request: pytest.FixtureRequest, browser, live_server, e2e_settings)
     pages: list[tuple[str, object]] = []
 
     def open_page(who: str) -> object:
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900})
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1360, "height": 900}
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
