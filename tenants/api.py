@@ -305,8 +305,9 @@ def invitation_create(request: HttpRequest, payload: InvitationIn):  # type: ign
         workspace_id=payload.workspace_id,
         workspace_role=payload.workspace_role,
     )
-    out = InvitationOut.from_orm(invitation).dict()
-    return Status(201, {**out, "accept_url": f"{settings.PUBLIC_URL}/invitations/{token}"})
+    # The response schema's resolvers read the model, so the extra field rides on it.
+    invitation.accept_url = f"{settings.PUBLIC_URL}/invitations/{token}"  # type: ignore[attr-defined]
+    return Status(201, invitation)
 
 
 @org_router.delete("/invitations/{invitation_id}", response={204: None})
@@ -350,7 +351,8 @@ def api_key_create(request: HttpRequest, payload: ApiKeyIn):  # type: ignore[no-
         role=payload.role,
         workspace_id=payload.workspace_id,
     )
-    return Status(201, {**ApiKeyOut.from_orm(key).dict(), "key": raw})
+    key.key = raw  # type: ignore[attr-defined]  # shown this once, never stored
+    return Status(201, key)
 
 
 @org_router.delete("/api-keys/{key_id}", response={204: None})

@@ -31,6 +31,8 @@ class RejectApiKeyInQueryMiddleware:
 
 def _carries_key(request: HttpRequest) -> bool:
     for name, values in request.GET.lists():
+        if API_KEY_LIKE.search(name):  # `?ff_...` with no value at all
+            return True
         for value in values:
             if API_KEY_LIKE.search(value) or (
                 name.lower() in _QUERY_KEY_NAMES and value.startswith("ff_")

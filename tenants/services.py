@@ -220,6 +220,11 @@ def member_change_role(*, ctx: OrgContext, member_id: UUID, role: OrgRole) -> Me
 def member_remove(*, ctx: OrgContext, member_id: UUID) -> None:
     """Remove a member (or leave, when it is oneself): their workspace roles and API keys in
     this organisation go with them."""
+    if ctx.role is None:
+        raise Forbidden(
+            "A workspace API key cannot remove members or leave the organisation.",
+            code="role_required",
+        )
     list(Membership.objects.select_for_update().filter(org=ctx.org).values_list("id"))
     membership = _member_in(ctx, member_id)
     leaving = membership.user_id == ctx.user.id
@@ -651,6 +656,8 @@ def _bad_role(role: str, kind: type[OrgRole] | type[WorkspaceRole]) -> InvalidIn
 @transaction.atomic
 def api_key_revoke(*, ctx: OrgContext, key_id: UUID) -> ApiKey:
     """Revoke a key at once. Owners and admins may revoke any key, others their own."""
+    if ctx.role is None:
+        raise Forbidden("A workspace API key cannot revoke API keys.", code="role_required")
     queryset = ApiKey.objects.filter(org=ctx.org, id=key_id)
     if ctx.role not in _MANAGERS:
         queryset = queryset.filter(user=ctx.user)

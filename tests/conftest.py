@@ -1,9 +1,16 @@
 import os
 
-os.environ.setdefault("FIREFLOW_ENV", "test")  # fast password hashing; read by the settings
+os.environ.setdefault("FIREFLOW_ENV", "test")  # for subprocesses the tests start
 
 import pytest
+from django.conf import settings
 from django.test import Client
+
+# pytest-django imports the settings before any conftest runs, so the line above comes too
+# late for this process: apply the test profile's fast hasher here (hashing cost is not
+# what tests are about; PBKDF2 made every user a test creates cost half a second).
+if settings.FIREFLOW_ENV != "test":
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 from tests.factories import OrgFixture, make_org
 

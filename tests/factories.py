@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from tenants import services
 from tenants.context import Actor, OrgContext
-from tenants.models import Membership, Organization, User, Workspace
+from tenants.models import ApiKey, Invitation, Membership, Organization, User, Workspace
 from tenants.roles import OrgRole, WorkspaceRole
 
 PASSWORD = "correct-horse-battery-staple"
@@ -60,3 +60,43 @@ def make_org(*, slug: str | None = None, owner: User | None = None) -> OrgFixtur
     org = services.organization_create(name=f"Org {slug}", slug=slug, owner=owner)
     workspace = Workspace.objects.get(org=org, name=services.DEFAULT_WORKSPACE_NAME)
     return OrgFixture(org=org, owner=owner, workspace=workspace)
+
+
+def make_api_key(
+    user: User,
+    org: Organization,
+    *,
+    role: str | None = None,
+    workspace: Workspace | None = None,
+    name: str = "test key",
+) -> tuple[ApiKey, str]:
+    """A key for `user` in `org` (capped at their own org role by default); returns the row
+    and the raw key, as the API shows it once."""
+    ctx = ctx_for(user, org)
+    if role is None:
+        role = WorkspaceRole.VIEWER.value if workspace else str(ctx.role)
+    return services.api_key_create(
+        ctx=ctx, name=name, role=role, workspace_id=workspace.id if workspace else None
+    )
+
+
+def make_invitation(
+    fixture: OrgFixture,
+    *,
+    email: str | None = None,
+    role: OrgRole = OrgRole.MEMBER,
+    workspace: Workspace | None = None,
+    workspace_role: WorkspaceRole | None = None,
+) -> tuple[Invitation, str]:
+    """An open invitation sent by the org's owner; returns it and its one-time token."""
+    return services.invitation_create(
+        ctx=fixture.owner_ctx(),
+        email=email or f"{unique('invitee')}@example.com",
+        role=role,
+        workspace_id=workspace.id if workspace else None,
+        workspace_role=workspace_role,
+    )
+
+
+def make_workspace(fixture: OrgFixture, name: str | None = None) -> Workspace:
+    return services.workspace_create(ctx=fixture.owner_ctx(), name=name or unique("Workspace "))

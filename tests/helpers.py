@@ -1,0 +1,39 @@
+"""Small helpers shared by the API tests."""
+
+import hashlib
+
+from django.db import connection
+
+
+def tenancy_tables() -> list[str]:
+    """Every table holding tenant data or object permissions."""
+    return sorted(
+        name
+        for name in connection.introspection.table_names()
+        if name.startswith(("tenants_", "guardian_"))
+    )
+
+
+def db_snapshot() -> dict[str, str]:
+    """A digest of every row of every tenancy table: equal snapshots, nothing changed."""
+    digests = {}
+    with connection.cursor() as cursor:
+        for table in tenancy_tables():
+            quoted = connection.ops.quote_name(table)
+            cursor.execute(
+                f"SELECT count(*), coalesce(string_agg(t::text, '|' ORDER BY t::text), '') "
+                f"FROM {quoted} AS t"
+            )
+            count, rows = cursor.fetchone()
+            digests[table] = f"{count}:{hashlib.sha256(rows.encode()).hexdigest()}"
+    return digests
+
+
+def all_tenancy_text() -> str:
+    """Every row of every tenancy table as text, to search for what must never be stored."""
+    parts = []
+    with connection.cursor() as cursor:
+        for table in tenancy_tables():
+            cursor.execute(f"SELECT t::text FROM {connection.ops.quote_name(table)} AS t")
+            parts.extend(row[0] for row in cursor.fetchall())
+    return "\n".join(parts)
