@@ -88,7 +88,7 @@ export function ResetPasswordPage() {
         <form className="stack" onSubmit={onSubmit} noValidate aria-label="Choose a new password">
           {submit.error ? <Alert>{submit.error}</Alert> : null}
           {submit.fields.token || submit.fields.uid ? (
-            <p className="small">
+            <p className="small" style={{ margin: 0 }}>
               <Link to="/forgot-password">Ask for a new reset link</Link>
             </p>
           ) : null}
