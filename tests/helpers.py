@@ -2,15 +2,17 @@
 
 import hashlib
 
+from django.apps import apps
 from django.db import connection
 
 
 def tenancy_tables() -> list[str]:
-    """Every table holding tenant data or object permissions."""
+    """Every table of the platform's models: tenant data, object permissions, flows, runs.
+    (Sessions are left out: logging in is not a change to a tenant.)"""
     return sorted(
-        name
-        for name in connection.introspection.table_names()
-        if name.startswith(("tenants_", "guardian_"))
+        model._meta.db_table
+        for model in apps.get_models()
+        if model._meta.db_table not in ("django_session", "fireflow_cache")
     )
 
 
