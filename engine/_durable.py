@@ -78,14 +78,15 @@ class _BufferedSink:
 
 
 async def _execute_node_step(
-    run_id: str, node_id: str, type_name: str, config: dict[str, Any], inputs: dict[str, Any]
+    run_id: str, node: dict[str, Any], inputs: dict[str, Any], policy: dict[str, Any]
 ) -> dict[str, Any]:
-    """The body of a node's DBOS step: runs the node and returns its outputs (checkpointed)."""
-    cls = node_type(type_name)
+    """The body of a node's DBOS step: runs the node (`{"id", "type", "config"}`) and
+    returns its outputs, which DBOS checkpoints."""
+    cls = node_type(node["type"])
     if cls is None:
-        raise RuntimeError(f"node type '{type_name}' is not installed on this worker")
-    ctx = NodeContext(run_id=run_id, node_id=node_id)
-    return await cls().execute(config, inputs, ctx)
+        raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
+    ctx = NodeContext(run_id=run_id, node_id=node["id"], extra=policy)
+    return await cls().execute(node["config"], inputs, ctx)
 
 
 @DBOS.workflow(
@@ -118,10 +119,9 @@ async def run_workflow(
             {"name": f"node:{node.spec.id}"},
             _execute_node_step,
             run_id,
-            node.spec.id,
-            node.spec.type,
-            dict(node.spec.config),
+            {"id": node.spec.id, "type": node.spec.type, "config": dict(node.spec.config)},
             values,
+            {"http_allow": list(meta.get("http_allow", []))},
         )
         return outputs
 

@@ -256,7 +256,8 @@ class Merge(NodeType):
     title = "Merge"
     description = (
         "Joins branches: `first` passes the first input that has a value (e.g. after an If), "
-        "`all` waits for every branch and outputs the list of their values."
+        "`all` waits for every branch and outputs the list of their values, in input order "
+        "(null for a branch that produced none)."
     )
     category = "control"
     config_schema: ClassVar[dict[str, Any]] = {
@@ -277,9 +278,8 @@ class Merge(NodeType):
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:
-        ordered = [inputs[p.name] for p in self.inputs(config) if p.name in inputs]
+        ports = self.inputs(config)
         if config.get("mode", "all") == "first":
-            if not ordered:
-                return {}
-            return {"result": ordered[0]}
-        return {"result": ordered}
+            present = [inputs[p.name] for p in ports if p.name in inputs]
+            return {"result": present[0]} if present else {}
+        return {"result": [inputs.get(p.name) for p in ports]}

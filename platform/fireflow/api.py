@@ -2,12 +2,13 @@
 
 from typing import Any
 
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from fireflow.errors import ServiceError
-from flows.api import catalogue_router, flows_router, runs_router
+from flows.api import catalogue_router, flows_router, network_router, runs_router
 from tenants.api import (
     auth_router,
     invitation_router,
@@ -23,6 +24,7 @@ _ERROR_STATUSES = {
     409: "Conflict with the current state",
     422: "Invalid input",
     429: "Too many requests",
+    503: "The database is unavailable",
 }
 
 
@@ -124,6 +126,18 @@ def _not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
     )
 
 
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Fail fast and say so, rather than hang or answer a bare 500 (connect_timeout is 5 s).
+    return error_response(
+        request,
+        503,
+        "The database is unavailable right now; try again shortly.",
+        "database_unavailable",
+    )
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(request, exc.status_code, exc.message, "http_error")
@@ -136,4 +150,18 @@ api.add_router("/orgs/{org_slug}", org_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}", workspace_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/flows", flows_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/network", network_router)
 api.add_router("/node-types", catalogue_router)
+
+
+@api.get(
+    "/health", auth=None, tags=["platform"], response={200: dict[str, str], 503: dict[str, str]}
+)
+def health(request: HttpRequest) -> Any:
+    """Liveness and database reachability (for load balancers and the demo flow)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return Status(503, {"status": "unavailable", "database": "unreachable"})
+    return {"status": "ok", "database": "ok"}

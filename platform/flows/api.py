@@ -19,6 +19,8 @@ from .schemas import (
     FlowOut,
     FlowPatchIn,
     ForkIn,
+    NetworkPolicyIn,
+    NetworkPolicyOut,
     NodeTypesOut,
     RunDetailOut,
     RunIn,
@@ -42,6 +44,20 @@ def node_types(request: HttpRequest) -> dict[str, Any]:
         "port_compatibility": engine.compatibility_table(),
         "event_types": {t.value: d for t, d in engine.EVENT_PAYLOADS.items()},
     }
+
+
+network_router = Router(tags=["workspaces"], auth=gate("workspace"))
+
+
+@network_router.get("", response=NetworkPolicyOut, summary="Hosts the HTTP node may reach")
+def network_get(request: HttpRequest) -> dict[str, Any]:
+    return {"http_allow": selectors.network_allow(wctx=workspace_ctx(request))}
+
+
+@network_router.put("", response=NetworkPolicyOut, summary="Replace the allow list (owners)")
+def network_put(request: HttpRequest, payload: NetworkPolicyIn) -> dict[str, Any]:
+    policy = services.network_policy_set(wctx=workspace_ctx(request), http_allow=payload.http_allow)
+    return {"http_allow": policy.http_allow}
 
 
 @flows_router.post("/validate", response=ValidateOut, summary="Validate a flow document")

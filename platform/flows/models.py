@@ -95,3 +95,18 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class NetworkPolicy(models.Model):
+    """Hosts the HTTP node may reach in this workspace although they resolve to private
+    addresses (self-hosted services): host names, IPs or CIDR ranges, each with an optional
+    port. Public addresses need no entry."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="network_policy"
+    )
+    http_allow = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"network policy of {self.workspace_id}"

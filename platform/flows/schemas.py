@@ -171,3 +171,25 @@ class NodeTypesOut(Schema):
         description="output port type -> the input port types it may connect to"
     )
     event_types: dict[str, str]
+
+
+_ALLOW_ENTRY = (
+    r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+|[0-9a-fA-F:.]+/\d{1,3}|[0-9.]+/\d{1,2})"
+    r"(:\d{1,5})?$"
+)
+AllowEntry = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_ALLOW_ENTRY),
+]
+
+
+class NetworkPolicyIn(Schema):
+    http_allow: list[AllowEntry] = Field(
+        max_length=100,
+        description="host names, IPs or CIDR ranges, each with an optional :port, e.g. "
+        "'ollama.internal:11434', '10.0.0.0/8', '127.0.0.1:8000'",
+    )
+
+
+class NetworkPolicyOut(Schema):
+    http_allow: list[str]

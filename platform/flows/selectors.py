@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from fireflow.errors import NotFound
 from tenants.context import WorkspaceContext
 
-from .models import Flow, FlowVersion, Run
+from .models import Flow, FlowVersion, NetworkPolicy, Run
 
 # DBOS workflow status -> what a user sees.
 _STATUS = {
@@ -175,3 +175,8 @@ def run_events(
         }
         for seq, type_, node, port, payload, created_at in rows
     ]
+
+
+def network_allow(*, wctx: WorkspaceContext) -> list[str]:
+    policy = NetworkPolicy.objects.filter(workspace=wctx.workspace).first()
+    return list(policy.http_allow) if policy else []

@@ -15,7 +15,7 @@ from tenants.context import WorkspaceContext
 from tenants.roles import WorkspaceRole
 
 from . import engine_bridge
-from .models import Flow, FlowVersion, Run
+from .models import Flow, FlowVersion, NetworkPolicy, Run
 from .selectors import flow_get, run_get_row
 
 
@@ -200,8 +200,32 @@ def run_start(
     return run, True
 
 
+@transaction.atomic
+def network_policy_set(*, wctx: WorkspaceContext, http_allow: list[str]) -> NetworkPolicy:
+    """Replace the workspace's allow list (workspace owners only; audited)."""
+    wctx.require(WorkspaceRole.OWNER, action="change its network settings")
+    policy, _ = NetworkPolicy.objects.select_for_update().get_or_create(workspace=wctx.workspace)
+    before = list(policy.http_allow)
+    policy.http_allow = sorted(set(http_allow))
+    policy.save(update_fields=["http_allow", "updated_at"])
+    audit_record(
+        org=wctx.org,
+        actor=wctx.actor,
+        action="workspace.network_changed",
+        target_type="workspace",
+        target_id=wctx.workspace.id,
+        target_label=wctx.workspace.name,
+        workspace=wctx.workspace,
+        before={"http_allow": before},
+        after={"http_allow": policy.http_allow},
+    )
+    return policy
+
+
 def _meta(run: Run) -> dict[str, Any]:
+    policy = NetworkPolicy.objects.filter(workspace_id=run.workspace_id).first()
     return {
+        "http_allow": policy.http_allow if policy else [],
         "org": str(run.workspace.org_id),
         "workspace": str(run.workspace_id),
         "flow": str(run.flow_id),

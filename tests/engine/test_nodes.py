@@ -225,3 +225,26 @@ def test_engine_imports_no_django() -> None:
         check=False,
     )
     assert contract.returncode == 0, contract.stdout + contract.stderr
+
+
+def test_merge_all_keeps_positions_when_a_branch_has_no_value() -> None:
+    nodes = [
+        inp(("x", "json")),
+        {"id": "ok1", "type": "transform", "config": {"expression": "a"}},
+        {"id": "bad", "type": "transform", "config": {"expression": "abs(@)"}},
+        {"id": "ok2", "type": "transform", "config": {"expression": "b"}},
+        {"id": "m", "type": "merge", "config": {"mode": "all", "inputs": 3}},
+        out("parts"),
+    ]
+    edges = [
+        ("inp.x", "ok1.data"),
+        ("inp.x", "bad.data"),
+        ("inp.x", "ok2.data"),
+        ("ok1.result", "m.in_1"),
+        ("bad.result", "m.in_2"),
+        ("ok2.result", "m.in_3"),
+        ("m.result", "out.value"),
+    ]
+    result = run(nodes, edges, {"x": {"a": 1, "b": 2}})
+    assert result.outputs == {"parts": [1, None, 2]}
+    assert result.status == "failed"  # the failed branch is still reported

@@ -114,7 +114,7 @@ def test_random_dags_run_every_node_after_its_inputs(graph: dict[str, set[str]])
 def _leaves(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*(_leaves(v) for v in value)) if value else set()
-    return {value}
+    return set() if value is None else {value}  # None: an unconnected merge input
 
 
 def _sources_of(node: str, preds: dict[str, list[str]]) -> set[str]:

@@ -262,3 +262,50 @@ def test_cancel_and_fork_from_a_node(engine_worker: str, org: OrgFixture, client
     cancelled = wait_run(client, org, slow["id"])
     assert cancelled["status"] == "cancelled"
     assert cancelled["error"] == "The run was cancelled."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_http_node_reaches_a_local_service_only_once_the_workspace_allows_it(
+    engine_worker: str, org: OrgFixture, client_for: Any, live_server: Any
+) -> None:
+    port = live_server.url.rsplit(":", 1)[1]
+    document = {
+        "schema": 1,
+        "nodes": [
+            {
+                "id": "ping",
+                "type": "http_request",
+                "config": {"url": f"{live_server.url}/api/health", "timeout_seconds": 5},
+            },
+            {"id": "out", "type": "output", "config": {"name": "health"}},
+        ],
+        "edges": [{"from": "ping.body", "to": "out.value"}],
+    }
+    owner = client_for(org.owner)
+    flow_id = create_flow(owner, org, document)
+    refused = owner.post(f"{base(org)}/flows/{flow_id}/runs", {}, content_type="application/json")
+    done = wait_run(owner, org, refused.json()["id"])
+    assert done["status"] == "failed"
+    assert "127.0.0.1, a loopback address" in done["error"]
+
+    editor = org.add_member(OrgRole.MEMBER)
+    org.grant(editor, WorkspaceRole.EDITOR)
+    network = f"{base(org)}/network"
+    assert (
+        client_for(editor)
+        .put(network, {"http_allow": [f"127.0.0.1:{port}"]}, content_type="application/json")
+        .status_code
+        == 403
+    )
+    bad = owner.put(network, {"http_allow": ["http://127.0.0.1/"]}, content_type="application/json")
+    assert bad.status_code == 422
+    saved = owner.put(
+        network, {"http_allow": [f"127.0.0.1:{port}"]}, content_type="application/json"
+    )
+    assert saved.json() == {"http_allow": [f"127.0.0.1:{port}"]}
+    assert client_for(editor).get(network).json() == {"http_allow": [f"127.0.0.1:{port}"]}
+
+    allowed = owner.post(f"{base(org)}/flows/{flow_id}/runs", {}, content_type="application/json")
+    done = wait_run(owner, org, allowed.json()["id"])
+    assert done["status"] == "completed", done["error"]
+    assert done["outputs"] == {"health": {"status": "ok", "database": "ok"}}

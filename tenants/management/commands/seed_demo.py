@@ -5,6 +5,7 @@ import secrets
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from flows.demo import seed_demo_flows
 from tenants import services
 from tenants.models import Organization, User
 
@@ -32,7 +33,10 @@ class Command(BaseCommand):
             else:
                 owner.set_password(password)
                 owner.save(update_fields=["password"])
-            services.organization_create(name="Demo Organisation", slug=DEMO_SLUG, owner=owner)
+            org = services.organization_create(
+                name="Demo Organisation", slug=DEMO_SLUG, owner=owner
+            )
+            seed_demo_flows(org=org, owner=owner)
         self.stdout.write(
             "[fireflow] demo organisation created. Log in with\n"
             f"[fireflow]   email:    {DEMO_EMAIL}\n"
