@@ -15,11 +15,12 @@ from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from ninja import Query, Router, Status
-from ninja.pagination import CursorPagination, paginate
+from ninja.pagination import paginate
 from ninja.utils import check_csrf
 
 from fireflow.errors import Forbidden, NotAuthenticated
 from fireflow.middleware import client_ip
+from fireflow.pagination import CursorPagination
 
 from . import selectors, services
 from .gate import actor_of, gate, org_ctx, workspace_ctx
@@ -270,7 +271,7 @@ def org_detail(request: HttpRequest) -> OrgOut:
 
 
 @org_router.get("/members", response=list[MemberOut])
-@paginate(CursorPagination, ordering=("created_at",))
+@paginate(CursorPagination, ordering=("created_at", "id"))
 def member_list(request: HttpRequest):  # type: ignore[no-untyped-def]
     return selectors.member_list(ctx=org_ctx(request))
 
@@ -291,7 +292,7 @@ def member_delete(request: HttpRequest, member_id: UUID) -> Status[None]:
 
 
 @org_router.get("/invitations", response=list[InvitationOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def invitation_list(request: HttpRequest, include_closed: bool = False):  # type: ignore[no-untyped-def]
     return selectors.invitation_list(ctx=org_ctx(request), include_closed=include_closed)
 
@@ -317,7 +318,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: UUID) -> Status[None]
 
 
 @org_router.get("/workspaces", response=list[WorkspaceOut])
-@paginate(CursorPagination, ordering=("created_at",))
+@paginate(CursorPagination, ordering=("created_at", "id"))
 def workspace_list(request: HttpRequest, include_archived: bool = False):  # type: ignore[no-untyped-def]
     return selectors.workspace_list(ctx=org_ctx(request), include_archived=include_archived)
 
@@ -328,13 +329,13 @@ def workspace_create(request: HttpRequest, payload: WorkspaceIn):  # type: ignor
 
 
 @org_router.get("/audit", response=list[AuditEventOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def audit_list(request: HttpRequest, filters: Query[AuditFilterIn]):  # type: ignore[no-untyped-def]
     return selectors.audit_list(ctx=org_ctx(request), filters=AuditFilter(**filters.dict()))
 
 
 @org_router.get("/api-keys", response=list[ApiKeyOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def api_key_list(request: HttpRequest):  # type: ignore[no-untyped-def]
     return selectors.api_key_list(ctx=org_ctx(request))
 

@@ -247,13 +247,14 @@ def member_remove(*, ctx: OrgContext, member_id: UUID) -> None:
     Invitation.objects.filter(
         org=ctx.org, email__iexact=user.email, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
+    membership_id = membership.id  # delete() clears it
     membership.delete()
     audit_record(
         org=ctx.org,
         actor=ctx.actor,
         action="member.left" if leaving else "member.removed",
         target_type="member",
-        target_id=membership.id,
+        target_id=membership_id,
         target_label=user.email,
         before={"role": membership.role},
         after={"api_keys_revoked": revoked},
@@ -276,6 +277,18 @@ def invitation_create(
     ctx.require(*_MANAGERS, action="invite members")
     if role == OrgRole.OWNER:
         ctx.require(OrgRole.OWNER, action="invite owners")
+    if workspace_role is not None and workspace_id is None:
+        raise InvalidInput(
+            "A workspace role needs a workspace: give workspace_id too, or leave both out.",
+            code="invalid",
+            fields={"workspace_id": "required with workspace_role"},
+        )
+    if workspace_id is not None and role == OrgRole.BILLING:
+        raise InvalidInput(
+            "Billing members see billing only: invite them without a workspace.",
+            code="billing_member",
+            fields={"workspace_id": "not for billing members"},
+        )
     email = User.objects.normalize_email(email).strip()
     if Membership.objects.filter(org=ctx.org, user__email__iexact=email).exists():
         raise Conflict(
