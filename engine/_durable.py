@@ -9,12 +9,13 @@ recomputed on replay. Workflow inputs and step outputs hold flow data only, neve
 The platform enqueues runs with `enqueue_run_sql` inside its own transaction (the Run row
 and the queue entry commit together); workers launch DBOS with `launch_worker`."""
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbos import DBOS, WorkflowSerializationFormat
+from dbos import DBOS, StepOptions, WorkflowSerializationFormat
 
 from ._events import Event
 from ._planner import topological_order
@@ -38,7 +39,8 @@ MAX_RECOVERY_ATTEMPTS = 5
 @dataclass
 class _WorkerState:
     store: PostgresEventStore
-    opened: bool = False
+    # Opening the pool once, whichever run (recovered runs start together) asks first.
+    opening: "asyncio.Future[None] | None" = None
 
 
 _state: _WorkerState | None = None
@@ -53,9 +55,10 @@ def configure_event_store(conninfo: str) -> None:
 async def _store() -> PostgresEventStore:
     if _state is None:
         raise RuntimeError("the worker has no event store: call configure_event_store first")
-    if not _state.opened:
-        await _state.store.open()  # opened on DBOS's event loop, where runs execute
-        _state.opened = True
+    if _state.opening is None:
+        # Opened on DBOS's event loop, where runs execute.
+        _state.opening = asyncio.ensure_future(_state.store.open())
+    await asyncio.shield(_state.opening)
     return _state.store
 
 
@@ -77,15 +80,58 @@ class _BufferedSink:
             await self._store.append(self._run_id, batch)
 
 
+_TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+
+
+class _ChildRuns:
+    """Child runs on the same queue, started by deterministic id (starting one twice is a
+    no-op) and awaited by polling DBOS's status table."""
+
+    def __init__(self, store: PostgresEventStore, meta: dict[str, Any]) -> None:
+        self._store = store
+        self._meta = meta
+
+    async def run(
+        self, child_id: str, document: dict[str, Any], inputs: dict[str, Any]
+    ) -> dict[str, Any]:
+        sql, params = enqueue_run_sql(
+            run_id=child_id, document=document, inputs=inputs, meta=self._meta
+        )
+        await self._store.execute(sql, params)
+        delay = 0.05
+        while True:
+            row = await self._store.fetchone(
+                "SELECT ws.status, wo.output, wo.error FROM dbos.workflow_status ws "
+                "LEFT JOIN dbos.workflow_output wo USING (workflow_uuid) "
+                "WHERE ws.workflow_uuid = %s",
+                [child_id],
+            )
+            if row is not None and row[0] in _TERMINAL:
+                return _child_result(row[0], row[1], row[2])
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+
+def _child_result(status: str, output: str | None, error: str | None) -> dict[str, Any]:
+    if status == "SUCCESS" and output:
+        result: dict[str, Any] = json.loads(output)
+        return result
+    if status == "CANCELLED":
+        return {"status": "cancelled", "error": "the child run was cancelled"}
+    return {"status": "failed", "error": (error or status)[:1000]}
+
+
 async def _execute_node_step(
-    run_id: str, node: dict[str, Any], inputs: dict[str, Any], policy: dict[str, Any]
+    run_id: str, node: dict[str, Any], inputs: dict[str, Any], meta: dict[str, Any]
 ) -> dict[str, Any]:
     """The body of a node's DBOS step: runs the node (`{"id", "type", "config"}`) and
     returns its outputs, which DBOS checkpoints."""
     cls = node_type(node["type"])
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
-    ctx = NodeContext(run_id=run_id, node_id=node["id"], extra=policy)
+    ctx = NodeContext(
+        run_id=run_id, node_id=node["id"], extra=meta, children=_ChildRuns(await _store(), meta)
+    )
     return await cls().execute(node["config"], inputs, ctx)
 
 
@@ -115,13 +161,21 @@ async def run_workflow(
         if reservation is None:
             return await node.cls().execute(node.spec.config, values, ctx)
         await sink.flush()
+        if node.cls.runs_in_workflow:
+            step_name: StepOptions = {"name": f"node:{node.spec.id}"}
+
+            async def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
+                return await reservation.run_async(step_name, fn, *args)
+
+            durable = NodeContext(ctx.run_id, ctx.node_id, meta, checkpoint=checkpoint)
+            return await node.cls().execute(node.spec.config, values, durable)
         outputs: dict[str, Any] = await reservation.run_async(
             {"name": f"node:{node.spec.id}"},
             _execute_node_step,
             run_id,
             {"id": node.spec.id, "type": node.spec.type, "config": dict(node.spec.config)},
             values,
-            {"http_allow": list(meta.get("http_allow", []))},
+            meta,
         )
         return outputs
 

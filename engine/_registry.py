@@ -1,9 +1,9 @@
 """Node types: one base class, registered by name. Duplicate names fail at import."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ._ports import PortType
 
@@ -38,11 +38,27 @@ class Port:
 
 @dataclass(frozen=True)
 class NodeContext:
-    """What a node may know about where it runs (ids only: nothing secret)."""
+    """What a node may know about where it runs (ids only: nothing secret).
+
+    `children` starts and awaits child runs (ExecuteFlow, Map); `checkpoint` runs a
+    function as the node's own durable step (nodes that run in workflow code, like Delay).
+    Both are provided by the runtime that executes the node."""
 
     run_id: str
     node_id: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+    children: "ChildRuns | None" = None
+    checkpoint: Callable[..., Awaitable[Any]] | None = None
+
+
+class ChildRuns(Protocol):
+    """Port: child runs of a run, each a run of its own with a deterministic id."""
+
+    async def run(
+        self, child_id: str, document: dict[str, Any], inputs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Start the child (once, however often this is called) and return its result."""
+        ...
 
 
 class NodeError(Exception):
@@ -61,6 +77,9 @@ class NodeType:
     config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
     INPUTS: ClassVar[tuple[Port, ...]] = ()
     OUTPUTS: ClassVar[tuple[Port, ...]] = ()
+    # True: `execute` runs in workflow code (not inside a step) and checkpoints through
+    # ctx.checkpoint. For nodes that wait durably (Delay).
+    runs_in_workflow: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

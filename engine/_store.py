@@ -83,6 +83,15 @@ class PostgresEventStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def execute(self, sql: str, params: Sequence[Any]) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(sql, params)
+
+    async def fetchone(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone()
+
     async def append(self, run_id: str, events: Sequence[Event]) -> int:
         """Append events in one transaction; already-written keys are skipped. Returns the
         number of new events."""

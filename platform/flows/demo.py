@@ -143,4 +143,3 @@ def seed_demo_flows(*, org: Organization, owner: User) -> None:
         "settings because it is a local address.",
         message="demo",
     )
-

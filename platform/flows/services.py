@@ -177,6 +177,7 @@ def run_start(
             code="invalid_inputs",
             fields=issues_to_fields(exc.issues),
         ) from None
+    subflows = pin_subflows(wctx.workspace.id, version.document)
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -189,7 +190,7 @@ def run_start(
                 inputs=inputs,
                 idempotency_key=idempotency_key,
             )
-            _enqueue(run, version.document)
+            _enqueue(run, version.document, subflows)
     except IntegrityError:
         existing = Run.objects.filter(
             workspace=wctx.workspace, caller=caller, idempotency_key=idempotency_key
@@ -222,9 +223,64 @@ def network_policy_set(*, wctx: WorkspaceContext, http_allow: list[str]) -> Netw
     return policy
 
 
-def _meta(run: Run) -> dict[str, Any]:
+_CALLS_FLOWS = ("execute_flow", "map")
+_MAX_NESTING = 5
+
+
+def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]:
+    """The current documents of every flow this document calls (ExecuteFlow, Map), and of
+    the flows they call: pinned into the run so it never changes under it."""
+    pinned: dict[str, Any] = {}
+
+    def visit(doc: dict[str, Any], path: list[str]) -> None:
+        if len(path) > _MAX_NESTING:
+            raise InvalidInput(
+                f"Flows call each other more than {_MAX_NESTING} levels deep.",
+                code="flows_too_deep",
+            )
+        for node in doc.get("nodes", []):
+            if node.get("type") not in _CALLS_FLOWS:
+                continue
+            flow_id = str(node.get("config", {}).get("flow_id", ""))
+            if flow_id in path:
+                raise InvalidInput(
+                    f"Node '{node['id']}' calls flow {flow_id}, which is already running "
+                    "higher up: flows cannot call themselves.",
+                    code="flow_cycle",
+                    fields={f"nodes.{node['id']}": "calls its own caller"},
+                )
+            if flow_id in pinned:
+                continue
+            flow = (
+                Flow.objects.filter(workspace_id=workspace_id, id=_uuid_or_none(flow_id))
+                .select_related("current_version")
+                .first()
+            )
+            if flow is None or flow.current_version is None:
+                raise InvalidInput(
+                    f"Node '{node['id']}' calls flow {flow_id}, which is not a saved flow of "
+                    "this workspace.",
+                    code="unknown_flow",
+                    fields={f"nodes.{node['id']}": "unknown flow"},
+                )
+            pinned[flow_id] = flow.current_version.document
+            visit(flow.current_version.document, [*path, flow_id])
+
+    visit(document, [])
+    return pinned
+
+
+def _uuid_or_none(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+def _meta(run: Run, subflows: dict[str, Any]) -> dict[str, Any]:
     policy = NetworkPolicy.objects.filter(workspace_id=run.workspace_id).first()
     return {
+        "subflows": subflows,
         "http_allow": policy.http_allow if policy else [],
         "org": str(run.workspace.org_id),
         "workspace": str(run.workspace_id),
@@ -235,9 +291,9 @@ def _meta(run: Run) -> dict[str, Any]:
     }
 
 
-def _enqueue(run: Run, document: dict[str, Any]) -> None:
+def _enqueue(run: Run, document: dict[str, Any], subflows: dict[str, Any]) -> None:
     sql, params = engine.enqueue_run_sql(
-        run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run)
+        run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run, subflows)
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,15 @@ def fresh_database(prefix: str = "ff_engine") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _drain(stream: Any, log_path: str | None) -> None:
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "a")) if log_path else None
+        for line in stream:
+            if log is not None:
+                log.write(line)
+                log.flush()
+
+
 class Worker:
     def __init__(self, url: str, executor_id: str, dead_after: float = 15.0) -> None:
         self.url = url
@@ -74,10 +84,13 @@ class Worker:
                 raise RuntimeError(f"worker {executor_id} exited before it was ready")
             if f"worker {executor_id} ready" in line:
                 break
-        # Drain the rest of its output so the pipe never fills up.
-        self._drain = subprocess.Popen(
-            ["cat"], stdin=self.process.stdout, stdout=subprocess.DEVNULL
+        # Drain its output so the pipe never fills up; FIREFLOW_TEST_WORKER_LOG keeps it.
+        self._drain = threading.Thread(
+            target=_drain,
+            args=(self.process.stdout, os.environ.get("FIREFLOW_TEST_WORKER_LOG")),
+            daemon=True,
         )
+        self._drain.start()
 
     def kill9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -91,17 +104,23 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._drain.wait(timeout=5)
+        self._drain.join(timeout=5)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
 
 def enqueue(
-    url: str, document: dict[str, Any], inputs: dict[str, Any], run_id: str | None = None
+    url: str,
+    document: dict[str, Any],
+    inputs: dict[str, Any],
+    run_id: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> str:
     run_id = run_id or str(uuid.uuid4())
-    sql, params = engine.enqueue_run_sql(run_id=run_id, document=document, inputs=inputs, meta={})
+    sql, params = engine.enqueue_run_sql(
+        run_id=run_id, document=document, inputs=inputs, meta=meta or {}
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql, params)
     return run_id
@@ -146,6 +165,16 @@ def ledger(url: str, run_id: str) -> list[tuple[str, str]]:
             (run_id,),
         ).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def ledger_like(url: str, run_prefix: str) -> list[tuple[str, str, str]]:
+    """(run id, node, phase) of every run whose id starts with `run_prefix` (child runs)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT run_id, node, phase FROM fireflow_test.ledger WHERE run_id LIKE %s ORDER BY id",
+            (run_prefix + "%",),
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def chain(*nodes: tuple[str, float]) -> dict[str, Any]:

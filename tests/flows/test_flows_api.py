@@ -309,3 +309,39 @@ def test_http_node_reaches_a_local_service_only_once_the_workspace_allows_it(
     done = wait_run(owner, org, allowed.json()["id"])
     assert done["status"] == "completed", done["error"]
     assert done["outputs"] == {"health": {"status": "ok", "database": "ok"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_execute_flow_calls_a_pinned_flow_of_the_workspace(
+    engine_worker: str, org: OrgFixture, other_org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    child_id = create_flow(client, org)  # GREETING: name -> greeting
+    parent = {
+        "schema": 1,
+        "nodes": [
+            {"id": "args", "type": "constant", "config": {"value": {"name": "Bo"}, "type": "json"}},
+            {"id": "call", "type": "execute_flow", "config": {"flow_id": child_id}},
+            {"id": "out", "type": "output", "config": {"name": "child"}},
+        ],
+        "edges": [
+            {"from": "args.value", "to": "call.inputs"},
+            {"from": "call.outputs", "to": "out.value"},
+        ],
+    }
+    parent_id = create_flow(client, org, parent)
+    run = client.post(f"{base(org)}/flows/{parent_id}/runs", {}, content_type="application/json")
+    assert run.status_code == 201, run.content
+    done = wait_run(client, org, run.json()["id"])
+    assert done["outputs"] == {"child": {"greeting": "Hello Bo!"}}
+
+    # A flow of another organisation cannot be called, whatever its id.
+    foreign = create_flow(client_for(other_org.owner), other_org)
+    parent["nodes"][1]["config"]["flow_id"] = foreign
+    calls_foreign = create_flow(client, org, parent)
+    refused = client.post(
+        f"{base(org)}/flows/{calls_foreign}/runs", {}, content_type="application/json"
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "unknown_flow"
+    assert "nodes.call" in refused.json()["fields"]

@@ -1,0 +1,149 @@
+"""Nodes that shape a run over time or into sub-runs: a durable delay, another flow as a
+child run, and a map of a sub-flow over a list with a concurrency limit.
+
+Child runs have deterministic ids (`<run>:<node>` and `<run>:<node>:<index>`), so a node
+re-executed after a crash finds the children it already started instead of starting them
+again. The documents of referenced flows are pinned when the parent run starts (in its
+`subflows`), so a run never changes under the flows it calls."""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._ports import PortType
+from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+
+_MAX_DELAY = 60 * 60 * 24 * 90  # ninety days
+_FLOW_REF = {"type": "string", "format": "uuid", "description": "a flow of this workspace"}
+
+
+def _wall_clock() -> float:
+    return time.time()
+
+
+class Delay(NodeType):
+    type_name = "delay"
+    title = "Delay"
+    description = (
+        "Waits for a while, durably: a restart or a deploy during the wait does not restart it."
+    )
+    category = "control"
+    effect = Effect.READ  # reads the clock once; the deadline is checkpointed
+    runs_in_workflow = True
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["seconds"],
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": _MAX_DELAY}},
+    }
+    INPUTS = (Port("value", PortType.ANY, required=False),)
+    OUTPUTS = (Port("value", PortType.ANY),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        seconds = float(config["seconds"])
+        if ctx.checkpoint is None:  # not durable: just wait
+            await asyncio.sleep(seconds)
+        else:
+            deadline = await ctx.checkpoint(_deadline, seconds)
+            await asyncio.sleep(max(0.0, float(deadline) - _wall_clock()))
+        return {"value": inputs.get("value")}
+
+
+def _deadline(seconds: float) -> float:
+    return _wall_clock() + seconds
+
+
+def _subflow(ctx: NodeContext, flow_id: str) -> dict[str, Any]:
+    subflows: Mapping[str, Any] = ctx.extra.get("subflows", {})
+    document = subflows.get(flow_id)
+    if document is None:
+        raise NodeError(f"flow {flow_id} was not pinned for this run: is it in this workspace?")
+    return dict(document)
+
+
+def _children(ctx: NodeContext) -> Any:
+    if ctx.children is None:
+        raise NodeError("child runs need the durable runtime (run this flow on a worker)")
+    return ctx.children
+
+
+def _outcome(child_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    if result.get("status") != "completed":
+        raise NodeError(
+            f"child run {child_id} {result.get('status', 'failed')}: "
+            f"{result.get('error') or 'no detail'}"
+        )
+    outputs: dict[str, Any] = result.get("outputs", {})
+    return outputs
+
+
+class ExecuteFlow(NodeType):
+    type_name = "execute_flow"
+    title = "Execute flow"
+    description = "Runs another flow as a child run and returns its outputs."
+    category = "flow"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["flow_id"],
+        "properties": {"flow_id": _FLOW_REF},
+    }
+    INPUTS = (Port("inputs", PortType.JSON, required=False, description="the child's inputs"),)
+    OUTPUTS = (Port("outputs", PortType.JSON),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        child_id = f"{ctx.run_id}:{ctx.node_id}"
+        document = _subflow(ctx, str(config["flow_id"]))
+        result = await _children(ctx).run(child_id, document, dict(inputs.get("inputs") or {}))
+        return {"outputs": _outcome(child_id, result)}
+
+
+class Map(NodeType):
+    type_name = "map"
+    title = "Map"
+    description = (
+        "Runs a flow once per item of a list (the item goes to the input named `item_input`), "
+        "at most `concurrency` at a time, and returns the list of their outputs in order."
+    )
+    category = "flow"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["flow_id"],
+        "properties": {
+            "flow_id": _FLOW_REF,
+            "item_input": {"type": "string", "default": "item"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
+            "max_items": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+        },
+    }
+    INPUTS = (Port("items", PortType.LIST),)
+    OUTPUTS = (Port("results", PortType.LIST),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        items = list(inputs["items"])
+        limit = int(config.get("max_items", 1000))
+        if len(items) > limit:
+            raise NodeError(f"{len(items)} items is over this map's limit of {limit}")
+        document = _subflow(ctx, str(config["flow_id"]))
+        item_input = str(config.get("item_input", "item"))
+        children = _children(ctx)
+        gate = asyncio.Semaphore(int(config.get("concurrency", 4)))
+
+        async def one(index: int, item: Any) -> dict[str, Any]:
+            child_id = f"{ctx.run_id}:{ctx.node_id}:{index}"
+            async with gate:
+                result = await children.run(child_id, document, {item_input: item})
+            return _outcome(child_id, result)
+
+        results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+        return {"results": list(results)}

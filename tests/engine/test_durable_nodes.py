@@ -1,0 +1,144 @@
+"""Delay, ExecuteFlow and Map on real workers: a delay is not restarted by a crash, child
+runs have deterministic ids and are not started twice."""
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from tests.engine.harness import (
+    Worker,
+    chain,
+    enqueue,
+    fresh_database,
+    ledger,
+    ledger_like,
+    wait_for,
+    wait_terminal,
+)
+
+pytestmark = pytest.mark.durability
+CHILD_FLOW_ID = "6f1c5c1e-0000-4000-8000-00000000c41d"
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with fresh_database() as database_url:
+        yield database_url
+
+
+def test_delay_keeps_its_deadline_across_a_crash(url: str) -> None:
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "inp", "type": "input", "config": {"fields": [{"name": "x", "type": "text"}]}},
+            {"id": "wait", "type": "delay", "config": {"seconds": 5}},
+            {"id": "after", "type": "test_ledger", "config": {"suffix": "!"}},
+            {"id": "out", "type": "output", "config": {"name": "result"}},
+        ],
+        "edges": [
+            {"from": "inp.x", "to": "wait.value"},
+            {"from": "wait.value", "to": "after.value"},
+            {"from": "after.value", "to": "out.value"},
+        ],
+    }
+    worker = Worker(url, "delay-1")
+    started = time.monotonic()
+    run_id = enqueue(url, document, {"x": "late"})
+    time.sleep(2)
+    worker.kill9()
+    time.sleep(1)
+    worker = Worker(url, "delay-1")
+    try:
+        state, output = wait_terminal(url, run_id)
+    finally:
+        worker.stop()
+    elapsed = time.monotonic() - started
+    assert (state, output["outputs"]) == ("SUCCESS", {"result": "late!"})
+    assert elapsed >= 5
+    # Restarted from scratch it would end at least 5 s after the restart (about 8 s in all).
+    assert elapsed < 7.5, f"the delay started over ({elapsed:.1f}s)"
+    assert Counter(n for n, p in ledger(url, run_id) if p == "start") == Counter({"after": 1})
+
+
+def _parent(flow_node: dict[str, object]) -> dict[str, object]:
+    return {
+        "schema": 1,
+        "nodes": [
+            {
+                "id": "inp",
+                "type": "input",
+                "config": {"fields": [{"name": "items", "type": "list"}]},
+            },
+            flow_node,
+            {"id": "out", "type": "output", "config": {"name": "result"}},
+        ],
+        "edges": [
+            {"from": "inp.items", "to": f"{flow_node['id']}.items"},
+            {"from": f"{flow_node['id']}.results", "to": "out.value"},
+        ],
+    }
+
+
+def test_map_runs_a_child_per_item_and_a_crash_starts_none_twice(url: str) -> None:
+    child = chain(("mark", 1.5))
+    parent = _parent(
+        {
+            "id": "each",
+            "type": "map",
+            "config": {"flow_id": CHILD_FLOW_ID, "item_input": "x", "concurrency": 2},
+        }
+    )
+    worker = Worker(url, "map-1")
+    run_id = enqueue(
+        url, parent, {"items": ["a", "b", "c", "d"]}, meta={"subflows": {CHILD_FLOW_ID: child}}
+    )
+    wait_for(lambda: len(ledger_like(url, f"{run_id}:each:")) >= 2, 30, "two children")
+    worker.kill9()
+    worker = Worker(url, "map-1")
+    try:
+        state, output = wait_terminal(url, run_id, timeout=90)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS", output
+    assert output["status"] == "completed", output
+    assert output["outputs"] == {"result": [{"result": f"{x}-mark"} for x in "abcd"]}
+    children = Counter(
+        run for run, _, phase in ledger_like(url, f"{run_id}:each:") if phase == "end"
+    )
+    assert sorted(children) == [f"{run_id}:each:{i}" for i in range(4)]
+    assert set(children.values()) == {1}, "a finished child ran again"
+
+
+def test_execute_flow_returns_the_childs_outputs(url: str) -> None:
+    child = chain(("inner", 0))
+    parent = {
+        "schema": 1,
+        "nodes": [
+            {"id": "args", "type": "constant", "config": {"value": {"x": "call"}, "type": "json"}},
+            {"id": "sub", "type": "execute_flow", "config": {"flow_id": CHILD_FLOW_ID}},
+            {"id": "pick", "type": "transform", "config": {"expression": "result"}},
+            {"id": "out", "type": "output", "config": {"name": "result"}},
+        ],
+        "edges": [
+            {"from": "args.value", "to": "sub.inputs"},
+            {"from": "sub.outputs", "to": "pick.data"},
+            {"from": "pick.result", "to": "out.value"},
+        ],
+    }
+    worker = Worker(url, "exec-1")
+    try:
+        run_id = enqueue(url, parent, {}, meta={"subflows": {CHILD_FLOW_ID: child}})
+        state, output = wait_terminal(url, run_id)
+        missing = enqueue(url, parent, {}, meta={"subflows": {}})
+        missing_state, missing_output = wait_terminal(url, missing)
+        assert missing_state == "SUCCESS"  # the workflow ends; the node reports the failure
+    finally:
+        worker.stop()
+    assert (state, output["outputs"]) == ("SUCCESS", {"result": "call-inner"})
+    assert [(r, n) for r, n, p in ledger_like(url, run_id) if p == "start"] == [
+        (f"{run_id}:sub", "inner")
+    ]
+    assert missing_output["status"] == "failed"
+    assert "was not pinned for this run" in missing_output["error"]
