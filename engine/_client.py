@@ -26,7 +26,15 @@ class EngineClient:
             return self._client
 
     def cancel(self, run_id: str) -> None:
-        self._dbos().cancel_workflow(run_id, cancel_children=True)
+        """Cancel a run and its child runs (ExecuteFlow, Map: ids `<run>:...`)."""
+        client = self._dbos()
+        client.cancel_workflow(run_id, cancel_children=True)
+        children = client.list_workflows(
+            workflow_id_prefix=f"{run_id}:", status=["PENDING", "ENQUEUED", "DELAYED"],
+            load_input=False, load_output=False,
+        )
+        for child in children:
+            client.cancel_workflow(child.workflow_id, cancel_children=True)
 
     def resume(self, run_id: str) -> None:
         self._dbos().resume_workflow(run_id, queue_name=RUN_QUEUE)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import engine
 from tests.engine.harness import (
     Worker,
     chain,
@@ -142,3 +143,24 @@ def test_execute_flow_returns_the_childs_outputs(url: str) -> None:
     ]
     assert missing_output["status"] == "failed"
     assert "was not pinned for this run" in missing_output["error"]
+
+
+def test_cancelling_a_run_cancels_its_children(url: str) -> None:
+    child = chain(("slow", 20))
+    parent = _parent(
+        {"id": "each", "type": "map", "config": {"flow_id": CHILD_FLOW_ID, "item_input": "x"}}
+    )
+    worker = Worker(url, "cancel-1")
+    client = engine.EngineClient(url)
+    try:
+        run_id = enqueue(
+            url, parent, {"items": ["a", "b"]}, meta={"subflows": {CHILD_FLOW_ID: child}}
+        )
+        wait_for(lambda: len(ledger_like(url, f"{run_id}:each:")) >= 2, 30, "children to start")
+        client.cancel(run_id)
+        assert wait_terminal(url, run_id)[0] == "CANCELLED"
+        for index in (0, 1):
+            assert wait_terminal(url, f"{run_id}:each:{index}")[0] == "CANCELLED"
+    finally:
+        client.close()
+        worker.stop()
