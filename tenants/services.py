@@ -44,6 +44,19 @@ def _validate_password(password: str, *, user: User | None = None) -> None:
         ) from None
 
 
+# Accounts are looked up by email, which also fills Django's 150-character `username`.
+EMAIL_MAX_LENGTH = 150
+
+
+def _check_email_length(email: str) -> None:
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise InvalidInput(
+            f"This email address is too long: at most {EMAIL_MAX_LENGTH} characters.",
+            code="invalid",
+            fields={"email": f"at most {EMAIL_MAX_LENGTH} characters"},
+        )
+
+
 def _email_taken(email: str) -> bool:
     return User.objects.filter(email__iexact=email).exists()
 
@@ -54,6 +67,7 @@ def _email_taken(email: str) -> bool:
 @transaction.atomic
 def user_create(*, email: str, name: str, password: str, verified: bool = False) -> User:
     email = User.objects.normalize_email(email).strip()
+    _check_email_length(email)
     if _email_taken(email):
         raise Conflict(
             "An account with this email already exists. Log in, or reset your password.",
@@ -290,6 +304,7 @@ def invitation_create(
             fields={"workspace_id": "not for billing members"},
         )
     email = User.objects.normalize_email(email).strip()
+    _check_email_length(email)
     if Membership.objects.filter(org=ctx.org, user__email__iexact=email).exists():
         raise Conflict(
             f"{email} is already a member of this organisation.",

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -138,8 +138,30 @@ def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
+@api.exception_handler(DataError)
+def _unstorable_value(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # Whatever slipped past the schemas (a NUL character, a value too long for its column):
+    # the transaction has rolled back, and the caller sent something we cannot store.
+    return error_response(
+        request,
+        422,
+        "Invalid input — a value is too long or holds characters that cannot be stored "
+        "(such as NUL).",
+        "invalid",
+    )
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # ninja's "Cannot parse request body" (not JSON, not UTF-8): bad input like any other.
+        return error_response(
+            request,
+            422,
+            "Invalid input — the request body is not valid JSON.",
+            "invalid",
+            {"body": "not valid JSON"},
+        )
     return error_response(request, exc.status_code, exc.message, "http_error")
 
 
