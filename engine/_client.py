@@ -30,8 +30,10 @@ class EngineClient:
         client = self._dbos()
         client.cancel_workflow(run_id, cancel_children=True)
         children = client.list_workflows(
-            workflow_id_prefix=f"{run_id}:", status=["PENDING", "ENQUEUED", "DELAYED"],
-            load_input=False, load_output=False,
+            workflow_id_prefix=f"{run_id}:",
+            status=["PENDING", "ENQUEUED", "DELAYED"],
+            load_input=False,
+            load_output=False,
         )
         for child in children:
             client.cancel_workflow(child.workflow_id, cancel_children=True)

@@ -6,7 +6,10 @@ flush, whatever the number of events, with idempotent keys so a replayed node ne
 duplicates an event, and sequence numbers handed out under a per-run lock so the stream has
 no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events`."""
 
+import asyncio
 import json
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from ._events import Event
 
 NOTIFY_CHANNEL = "fireflow_run_events"
+log = logging.getLogger("fireflow.events")
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS fireflow;
@@ -74,8 +78,17 @@ def event_key(event: Event) -> str:
 class PostgresEventStore:
     """Writes run events to fireflow.run_event through an async connection pool."""
 
-    def __init__(self, conninfo: str, *, max_size: int = 4) -> None:
-        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=max_size, open=False)
+    def __init__(self, conninfo: str, *, max_size: int = 4, retry_for: float = 120.0) -> None:
+        # Connections are checked when taken, so a database restart costs a reconnect.
+        self._pool = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"connect_timeout": 5},
+        )
+        self._retry_for = retry_for
 
     async def open(self) -> None:
         await self._pool.open(wait=True)
@@ -94,9 +107,23 @@ class PostgresEventStore:
 
     async def append(self, run_id: str, events: Sequence[Event]) -> int:
         """Append events in one transaction; already-written keys are skipped. Returns the
-        number of new events."""
+        number of new events. While the database is away, retries (idempotent) for up to
+        `retry_for` seconds instead of failing the run."""
         if not events:
             return 0
+        deadline = time.monotonic() + self._retry_for
+        delay = 0.2
+        while True:
+            try:
+                return await self._append_once(run_id, events)
+            except psycopg.OperationalError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("event store unreachable; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _append_once(self, run_id: str, events: Sequence[Event]) -> int:
         keyed: dict[str, Event] = {}
         for event in events:
             keyed.setdefault(event_key(event), event)

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 PGDATA = ROOT / "var" / "pgdata"
@@ -52,7 +51,8 @@ def ensure_database() -> str:
         if not exists:
             conn.execute(f'CREATE DATABASE "{EMBEDDED_DB}"')
     socket_dir = server.get_uri().split("host=", 1)[1].split("&", 1)[0]
-    url = f"postgresql://postgres@{quote(socket_dir, safe='')}/{EMBEDDED_DB}"
+    # libpq's own form for a Unix socket; Django, psycopg and SQLAlchemy (DBOS) all read it.
+    url = f"postgresql://postgres@/{EMBEDDED_DB}?host={socket_dir}"
     _log(f"embedded PostgreSQL ready (data in {PGDATA.relative_to(ROOT)}, socket {socket_dir})")
     return url
 

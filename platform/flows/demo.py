@@ -49,7 +49,7 @@ FAN_OUT: dict[str, Any] = {
             "id": "countries",
             "type": "transform",
             "position": {"x": 260, "y": 240},
-            "config": {"expression": "sort(unique_by(@, &country)[*].country)"},
+            "config": {"expression": "sort([*].country)"},
         },
         {
             "id": "join",

@@ -10,13 +10,17 @@ import engine
 
 
 def url_for(settings_dict: dict[str, Any]) -> str:
-    """A libpq/SQLAlchemy URL for a Django database settings dict (sockets included)."""
+    """A URL that libpq, psycopg and SQLAlchemy (DBOS) all read, for a Django database
+    settings dict; a Unix-socket host goes in `?host=`, the one form all three agree on."""
     user = quote(settings_dict.get("USER") or "postgres", safe="")
     password = settings_dict.get("PASSWORD") or ""
     auth = f"{user}:{quote(password, safe='')}" if password else user
-    host = quote(settings_dict.get("HOST") or "", safe="")
+    host = settings_dict.get("HOST") or settings_dict.get("OPTIONS", {}).get("host") or ""
     port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgresql://{auth}@{host}{port}/{quote(settings_dict['NAME'], safe='')}"
+    name = quote(settings_dict["NAME"], safe="")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@{port}/{name}?host={quote(host, safe='/')}"
+    return f"postgresql://{auth}@{host}{port}/{name}"
 
 
 def database_url() -> str:

@@ -69,3 +69,23 @@ class Crash(NodeType):
         await _record(ctx.run_id, ctx.node_id, "start")
         os.kill(os.getpid(), signal.SIGKILL)
         return {}
+
+
+class Wait(NodeType):
+    """Waits inside its step, touching no database (for outage tests)."""
+
+    type_name = "test_wait"
+    title = "Wait (test)"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"seconds": {"type": "number"}},
+    }
+    INPUTS = (Port("value", PortType.ANY),)
+    OUTPUTS = (Port("value", PortType.ANY),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        await asyncio.sleep(float(config.get("seconds", 0)))
+        return {"value": inputs["value"]}

@@ -1,6 +1,7 @@
 """Flows and runs through the API: save validated versions, run them on a real worker,
 read status, outputs and the event stream, idempotent starts, cancel and fork."""
 
+import os
 import time
 from typing import Any
 
@@ -345,3 +346,41 @@ def test_execute_flow_calls_a_pinned_flow_of_the_workspace(
     assert refused.status_code == 422
     assert refused.json()["code"] == "unknown_flow"
     assert "nodes.call" in refused.json()["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_flows_run(
+    engine_worker: str, client_for: Any, live_server: Any, settings: Any
+) -> None:
+    from django.core.management import call_command
+
+    from tenants.models import Membership, Organization, Workspace
+
+    settings.PUBLIC_URL = live_server.url  # the health check calls this server
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    org = Organization.objects.get(slug="demo")
+    owner = Membership.objects.get(org=org, role="owner").user
+    workspace = Workspace.objects.get(org=org)
+    client = client_for(owner)
+    prefix = f"/api/orgs/demo/workspaces/{workspace.id}"
+    flows = client.get(f"{prefix}/flows").json()["results"]
+    outputs = {}
+    for flow in flows:
+        run = client.post(
+            f"{prefix}/flows/{flow['id']}/runs", {}, content_type="application/json"
+        ).json()
+        deadline = time.monotonic() + 30
+        while (done := client.get(f"{prefix}/runs/{run['id']}").json())["status"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert done["status"] == "completed", (flow["name"], done["error"])
+        outputs[flow["name"]] = done["outputs"]
+    assert outputs == {
+        "Order report (fan-out and merge)": {
+            "summary": "Big orders: A-1, A-3. Revenue: 775. Countries: DE, FR."
+        },
+        "Platform health check (HTTP node)": {"platform": {"status": "ok", "database": "ok"}},
+    }
