@@ -251,10 +251,13 @@ def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]
                 )
             if flow_id in pinned:
                 continue
+            flow_uuid = _uuid_or_none(flow_id)
             flow = (
-                Flow.objects.filter(workspace_id=workspace_id, id=_uuid_or_none(flow_id))
+                Flow.objects.filter(workspace_id=workspace_id, id=flow_uuid)
                 .select_related("current_version")
                 .first()
+                if flow_uuid
+                else None
             )
             if flow is None or flow.current_version is None:
                 raise InvalidInput(
