@@ -336,16 +336,24 @@ def invitation_create(
             raise NotFound("No active workspace with this id in this organisation.")
         workspace_role = workspace_role or WorkspaceRole.VIEWER
     token, token_hash = new_invitation_token()
-    invitation = Invitation.objects.create(
-        org=ctx.org,
-        email=email,
-        role=role,
-        workspace=workspace,
-        workspace_role=(workspace_role.value if workspace and workspace_role else ""),
-        token_hash=token_hash,
-        invited_by=ctx.user,
-        expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
-    )
+    try:
+        with transaction.atomic():  # a concurrent invitation of the same email loses here
+            invitation = Invitation.objects.create(
+                org=ctx.org,
+                email=email,
+                role=role,
+                workspace=workspace,
+                workspace_role=(workspace_role.value if workspace and workspace_role else ""),
+                token_hash=token_hash,
+                invited_by=ctx.user,
+                expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"{email} already has an open invitation. Revoke it to send a new one.",
+            code="already_invited",
+            fields={"email": "already invited"},
+        ) from None
     audit_record(
         org=ctx.org,
         actor=ctx.actor,
@@ -495,7 +503,11 @@ def workspace_create(*, ctx: OrgContext, name: str) -> Workspace:
     name = name.strip()
     if Workspace.objects.filter(org=ctx.org, name__iexact=name, archived_at__isnull=True).exists():
         raise _name_conflict(name)
-    workspace = Workspace.objects.create(org=ctx.org, name=name)
+    try:
+        with transaction.atomic():  # a concurrent create of the same name loses here
+            workspace = Workspace.objects.create(org=ctx.org, name=name)
+    except IntegrityError:
+        raise _name_conflict(name) from None
     _set_workspace_perms(workspace, ctx.user, WorkspaceRole.OWNER)
     audit_record(
         org=ctx.org,

@@ -6,9 +6,10 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Header, Router, Status
-from ninja.pagination import CursorPagination, paginate
+from ninja.pagination import paginate
 
 import engine
+from fireflow.pagination import CursorPagination
 from tenants.gate import gate, workspace_ctx
 
 from . import selectors, services
@@ -71,7 +72,7 @@ def flow_validate(request: HttpRequest, payload: ValidateIn) -> dict[str, Any]:
 
 
 @flows_router.get("", response=list[FlowOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def flow_list(request: HttpRequest):  # type: ignore[no-untyped-def]
     return selectors.flow_list(wctx=workspace_ctx(request))
 
@@ -104,7 +105,7 @@ def flow_update(request: HttpRequest, flow_id: UUID, payload: FlowPatchIn):  # t
 
 
 @flows_router.get("/{flow_id}/versions", response=list[VersionOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def version_list(request: HttpRequest, flow_id: UUID):  # type: ignore[no-untyped-def]
     return selectors.version_list(wctx=workspace_ctx(request), flow_id=flow_id)
 
@@ -156,7 +157,7 @@ def run_start(  # type: ignore[no-untyped-def]
 
 
 @runs_router.get("", response=list[RunOut])
-@paginate(CursorPagination, ordering=("-created_at",))
+@paginate(CursorPagination, ordering=("-created_at", "-id"))
 def run_list(request: HttpRequest, flow_id: UUID | None = None, status: str | None = None):  # type: ignore[no-untyped-def]
     return selectors.run_list(wctx=workspace_ctx(request), flow_id=flow_id, status=status)
 
