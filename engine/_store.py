@@ -7,7 +7,6 @@ duplicates an event, and sequence numbers handed out under a per-run lock so the
 no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events`."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -54,7 +53,43 @@ CREATE TABLE IF NOT EXISTS fireflow.node_execution (
     executor_id text
 );
 CREATE INDEX IF NOT EXISTS node_execution_run ON fireflow.node_execution (run_id, node);
-"""
+
+-- One round trip per flush: lock the run's counter, skip keys already written, number the
+-- rest after the last sequence (so the stream has no gaps), announce the new last sequence.
+CREATE OR REPLACE FUNCTION fireflow.append_events(
+    p_run text, p_keys text[], p_types text[], p_nodes text[], p_ports text[],
+    p_payloads jsonb[]
+) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_last bigint;
+    v_new integer;
+BEGIN
+    INSERT INTO fireflow.run_event_counter (run_id, last_seq) VALUES (p_run, 0)
+    ON CONFLICT (run_id) DO NOTHING;
+    SELECT last_seq INTO v_last FROM fireflow.run_event_counter
+    WHERE run_id = p_run FOR UPDATE;
+    WITH incoming AS (
+        SELECT u.k, u.t, u.n, u.p, u.pl, u.ord
+        FROM unnest(p_keys, p_types, p_nodes, p_ports, p_payloads)
+             WITH ORDINALITY AS u(k, t, n, p, pl, ord)
+    ), fresh AS (
+        SELECT i.*, row_number() OVER (ORDER BY i.ord) AS rn FROM incoming i
+        WHERE NOT EXISTS (
+            SELECT 1 FROM fireflow.run_event e WHERE e.run_id = p_run AND e.key = i.k
+        )
+    )
+    INSERT INTO fireflow.run_event (run_id, seq, key, type, node, port, payload)
+    SELECT p_run, v_last + fresh.rn, fresh.k, fresh.t, fresh.n, fresh.p, fresh.pl FROM fresh;
+    GET DIAGNOSTICS v_new = ROW_COUNT;
+    IF v_new > 0 THEN
+        UPDATE fireflow.run_event_counter SET last_seq = v_last + v_new WHERE run_id = p_run;
+        PERFORM pg_notify('__NOTIFY_CHANNEL__',
+                          json_build_object('run', p_run, 'seq', v_last + v_new)::text);
+    END IF;
+    RETURN v_new;
+END
+$$;
+""".replace("__NOTIFY_CHANNEL__", NOTIFY_CHANNEL)
 
 
 def migrate(conninfo: str) -> None:
@@ -86,7 +121,7 @@ class PostgresEventStore:
             max_size=max_size,
             open=False,
             check=AsyncConnectionPool.check_connection,
-            kwargs={"connect_timeout": 5},
+            kwargs={"connect_timeout": 5, "autocommit": True},
         )
         self._retry_for = retry_for
 
@@ -127,48 +162,20 @@ class PostgresEventStore:
         keyed: dict[str, Event] = {}
         for event in events:
             keyed.setdefault(event_key(event), event)
-        async with self._pool.connection() as conn, conn.transaction():
-            # Lock this run's counter row: concurrent flushes of one run serialise here.
-            await conn.execute(
-                "INSERT INTO fireflow.run_event_counter (run_id, last_seq) VALUES (%s, 0) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id,),
-            )
+        async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT last_seq FROM fireflow.run_event_counter WHERE run_id = %s FOR UPDATE",
-                (run_id,),
+                "SELECT fireflow.append_events(%s, %s, %s, %s, %s, %s::jsonb[])",
+                (
+                    run_id,
+                    list(keyed),
+                    [e.type.value for e in keyed.values()],
+                    [e.node for e in keyed.values()],
+                    [e.port for e in keyed.values()],
+                    [Jsonb(e.payload) for e in keyed.values()],
+                ),
             )
             row = await cursor.fetchone()
-            last_seq = int(row[0]) if row else 0
-            cursor = await conn.execute(
-                "SELECT key FROM fireflow.run_event WHERE run_id = %s AND key = ANY(%s)",
-                (run_id, list(keyed)),
-            )
-            existing = {r[0] for r in await cursor.fetchall()}
-            fresh = [(k, e) for k, e in keyed.items() if k not in existing]
-            if not fresh:
-                return 0
-            rows = [
-                (run_id, last_seq + i, key, e.type.value, e.node, e.port, Jsonb(e.payload))
-                for i, (key, e) in enumerate(fresh, start=1)
-            ]
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO fireflow.run_event "
-                    "(run_id, seq, key, type, node, port, payload) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    rows,
-                )
-            new_last = last_seq + len(fresh)
-            await conn.execute(
-                "UPDATE fireflow.run_event_counter SET last_seq = %s WHERE run_id = %s",
-                (new_last, run_id),
-            )
-            await conn.execute(
-                "SELECT pg_notify(%s, %s)",
-                (NOTIFY_CHANNEL, json.dumps({"run": run_id, "seq": new_last})),
-            )
-        return len(fresh)
+        return int(row[0]) if row else 0
 
 
 def read_events(conninfo: str, run_id: str, after: int = 0) -> list[dict[str, Any]]:
