@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbos import DBOS, StepOptions, WorkflowSerializationFormat
+from psycopg.types.json import Jsonb
 
 from ._events import Event
 from ._planner import topological_order
@@ -112,6 +113,52 @@ class _ChildRuns:
             delay = min(delay * 1.5, 1.0)
 
 
+class _WorkspaceData:
+    """The data store of the run's workspace, with writes recorded per (run, node)."""
+
+    def __init__(self, store: PostgresEventStore, run_id: str, node_id: str, meta: dict[str, Any]):
+        self._store = store
+        self._run_id = run_id
+        self._node_id = node_id
+        workspace = meta.get("workspace")
+        self._workspace = str(workspace) if workspace else f"run:{run_id}"
+
+    async def write(self, operation: str, collection: str, key: str, value: Any) -> dict[str, Any]:
+        sql = {
+            "set": "EXCLUDED.value",
+            "append": "CASE WHEN jsonb_typeof(r.value) = 'array' THEN r.value || EXCLUDED.value "
+            "ELSE jsonb_build_array(r.value) || EXCLUDED.value END",
+            "increment": "to_jsonb(COALESCE((r.value #>> '{}')::numeric, 0) "
+            "+ (EXCLUDED.value #>> '{}')::numeric)",
+        }[operation]
+        initial = [value] if operation == "append" else value
+
+        async def apply(conn: Any) -> dict[str, Any]:
+            cursor = await conn.execute(  # `sql` is one of three fixed fragments above
+                "INSERT INTO fireflow.data_record AS r "  # noqa: S608
+                "(workspace_id, collection, key, value, updated_by) VALUES (%s, %s, %s, %s, %s) "
+                f"ON CONFLICT (workspace_id, collection, key) DO UPDATE SET value = {sql}, "
+                "updated_at = now(), updated_by = EXCLUDED.updated_by RETURNING value",
+                (self._workspace, collection, key, Jsonb(initial), self._run_id),
+            )
+            row = await cursor.fetchone()
+            return {"value": row[0] if row else None}
+
+        return await self._store.write_once(self._run_id, self._node_id, apply)
+
+    async def read(self, collection: str, key: str | None, limit: int) -> list[dict[str, Any]]:
+        where, params = "workspace_id = %s AND collection = %s", [self._workspace, collection]
+        if key is not None:
+            where += " AND key = %s"
+            params.append(key)
+        rows = await self._store.fetchall(
+            f"SELECT key, value, updated_at FROM fireflow.data_record WHERE {where} "  # noqa: S608
+            "ORDER BY updated_at DESC, key LIMIT %s",
+            [*params, limit],
+        )
+        return [{"key": k, "value": v, "updated_at": u.isoformat()} for k, v, u in rows]
+
+
 def _child_result(status: str, output: str | None, error: str | None) -> dict[str, Any]:
     if status == "SUCCESS" and output:
         result: dict[str, Any] = json.loads(output)
@@ -129,8 +176,13 @@ async def _execute_node_step(
     cls = node_type(node["type"])
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
+    store = await _store()
     ctx = NodeContext(
-        run_id=run_id, node_id=node["id"], extra=meta, children=_ChildRuns(await _store(), meta)
+        run_id=run_id,
+        node_id=node["id"],
+        extra=meta,
+        children=_ChildRuns(store, meta),
+        data=_WorkspaceData(store, run_id, node["id"], meta),
     )
     return await cls().execute(node["config"], inputs, ctx)
 

@@ -49,6 +49,19 @@ class NodeContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
     children: "ChildRuns | None" = None
     checkpoint: Callable[..., Awaitable[Any]] | None = None
+    data: "WorkspaceData | None" = None
+
+
+class WorkspaceData(Protocol):
+    """Port: the run's workspace data store (collections of JSON values by key)."""
+
+    async def write(self, operation: str, collection: str, key: str, value: Any) -> dict[str, Any]:
+        """Apply a write exactly once per node of a run; returns the stored value."""
+        ...
+
+    async def read(self, collection: str, key: str | None, limit: int) -> list[dict[str, Any]]:
+        """One record by key, or the newest `limit` records of the collection."""
+        ...
 
 
 class ChildRuns(Protocol):

@@ -9,7 +9,7 @@ no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -46,13 +46,25 @@ CREATE TABLE IF NOT EXISTS fireflow.executor (
     taken_over_by  text,
     taken_over_at  timestamptz
 );
-CREATE TABLE IF NOT EXISTS fireflow.node_execution (
-    run_id     text        NOT NULL,
-    node       text        NOT NULL,
-    attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    executor_id text
+DROP TABLE IF EXISTS fireflow.node_execution;
+-- The workspace data store (data_put / data_query nodes).
+CREATE TABLE IF NOT EXISTS fireflow.data_record (
+    workspace_id text        NOT NULL,
+    collection   text        NOT NULL,
+    key          text        NOT NULL,
+    value        jsonb       NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    updated_by   text        NOT NULL,
+    PRIMARY KEY (workspace_id, collection, key)
 );
-CREATE INDEX IF NOT EXISTS node_execution_run ON fireflow.node_execution (run_id, node);
+-- Results of writes, committed in the same transaction as the write: a write step that runs
+-- again after a crash finds its result here instead of writing twice.
+CREATE TABLE IF NOT EXISTS fireflow.write_checkpoint (
+    run_id  text  NOT NULL,
+    node    text  NOT NULL,
+    result  jsonb NOT NULL,
+    PRIMARY KEY (run_id, node)
+);
 
 -- One round trip per flush: lock the run's counter, skip keys already written, number the
 -- rest after the last sequence (so the stream has no gaps), announce the new last sequence.
@@ -131,9 +143,42 @@ class PostgresEventStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def write_once(
+        self,
+        run_id: str,
+        node: str,
+        write: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run `write` in a transaction that also records its result, once per (run, node):
+        a re-executed step gets the recorded result and writes nothing (exactly-once)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            # Serialise two executions of the same step (a takeover racing a slow worker).
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (run_id, node)
+            )
+            cursor = await conn.execute(
+                "SELECT result FROM fireflow.write_checkpoint WHERE run_id = %s AND node = %s",
+                (run_id, node),
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                recorded: dict[str, Any] = row[0]
+                return recorded
+            result = await write(conn)
+            await conn.execute(
+                "INSERT INTO fireflow.write_checkpoint (run_id, node, result) VALUES (%s, %s, %s)",
+                (run_id, node, Jsonb(result)),
+            )
+            return result
+
     async def execute(self, sql: str, params: Sequence[Any]) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
 
     async def fetchone(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         async with self._pool.connection() as conn:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import psycopg
 
 from engine import Effect, NodeContext, NodeType, Port, PortType
+from engine.nodes._data import DataPut
 
 LEDGER_DDL = """
 CREATE SCHEMA IF NOT EXISTS fireflow_test;
@@ -89,3 +90,15 @@ class Wait(NodeType):
     ) -> dict[str, Any]:
         await asyncio.sleep(float(config.get("seconds", 0)))
         return {"value": inputs["value"]}
+
+
+class SlowPut(DataPut):
+    """data_put that lingers after its write commits, so a test can kill the worker between
+    the write and the step's checkpoint."""
+
+    type_name = "test_slow_put"
+    title = "Store data, slowly (test)"
+
+    async def after_write(self) -> None:
+        await _record("-", "slow_put", "committed")
+        await asyncio.sleep(3)

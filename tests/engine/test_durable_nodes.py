@@ -5,6 +5,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 import engine
@@ -164,3 +165,46 @@ def test_cancelling_a_run_cancels_its_children(url: str) -> None:
     finally:
         client.close()
         worker.stop()
+
+
+def test_data_store_write_happens_once_when_the_worker_dies_after_it(url: str) -> None:
+    """The write commits, the worker dies before DBOS records the step: the step runs again
+    on restart, and finds its recorded result instead of incrementing a second time."""
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "one", "type": "constant", "config": {"value": 5, "type": "number"}},
+            {
+                "id": "add",
+                "type": "test_slow_put",
+                "config": {"collection": "counters", "key": "visits", "operation": "increment"},
+            },
+            {"id": "read", "type": "data_query", "config": {"collection": "counters"}},
+            {"id": "out", "type": "output", "config": {"name": "records"}},
+        ],
+        "edges": [
+            {"from": "one.value", "to": "add.value"},
+            {"from": "add.stored", "to": "read.key"},
+            {"from": "read.records", "to": "out.value"},
+        ],
+    }
+    meta = {"workspace": "ws-data-test"}
+    worker = Worker(url, "data-1")
+    run_id = enqueue(url, document, {}, meta=meta)
+    wait_for(lambda: ("slow_put", "committed") in ledger(url, "-"), 20, "the write to commit")
+    worker.kill9()
+    worker = Worker(url, "data-1")
+    try:
+        state, output = wait_terminal(url, run_id)
+        second = enqueue(url, document, {}, meta=meta)
+        wait_terminal(url, second)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS", output
+    with psycopg.connect(url) as conn:
+        value = conn.execute(
+            "SELECT value FROM fireflow.data_record WHERE workspace_id = 'ws-data-test' "
+            "AND collection = 'counters' AND key = 'visits'"
+        ).fetchone()
+    assert value == (10,)  # 5 by the first run (once, despite the crash), 5 by the second
+    assert output["outputs"]["records"] == []  # read.key was the number 5: no such key
