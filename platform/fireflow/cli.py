@@ -97,7 +97,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signal.SIGTERM)
         for child in children:
             try:
                 child.wait(timeout=15)
