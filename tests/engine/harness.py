@@ -3,6 +3,7 @@
 Each test module gets a database of its own on the server DATABASE_URL points at, with
 DBOS's and the engine's schemas; workers are `worker_main.py` subprocesses."""
 
+import atexit
 import contextlib
 import json
 import os
@@ -60,8 +61,20 @@ def _drain(stream: Any, log_path: str | None) -> None:
                 log.flush()
 
 
+STARTED: list["Worker"] = []
+
+
+@atexit.register
+def _kill_survivors() -> None:
+    """No worker outlives the test session, whatever failed."""
+    for worker in STARTED:
+        if worker.alive():
+            worker.process.kill()
+
+
 class Worker:
     def __init__(self, url: str, executor_id: str, dead_after: float = 15.0) -> None:
+        STARTED.append(self)
         self.url = url
         self.executor_id = executor_id
         env = {
