@@ -18,6 +18,7 @@ from typing import Any
 from dbos import DBOS, StepOptions, WorkflowSerializationFormat
 from psycopg.types.json import Jsonb
 
+from ._document import FlowDocument
 from ._events import Event
 from ._planner import topological_order
 from ._registry import Effect, NodeContext, node_type
@@ -64,21 +65,44 @@ async def _store() -> PostgresEventStore:
 
 
 class _BufferedSink:
-    """Collects a run's events and writes them in one transaction per flush: before a node
-    with an effect starts (so a slow call shows as running) and when the run ends."""
+    """Collects a run's events and writes them in batches: at most `interval` after the
+    first unwritten event (so a slow node shows as running almost at once) and when the run
+    ends, one transaction per batch. Flushes are serialised and take the buffer whole, so
+    the stream keeps the order the events were emitted in."""
 
-    def __init__(self, store: PostgresEventStore, run_id: str) -> None:
+    def __init__(self, store: PostgresEventStore, run_id: str, interval: float = 0.05) -> None:
         self._store = store
         self._run_id = run_id
+        self._interval = interval
         self._buffer: list[Event] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+        self._waiting = False  # the timer is still sleeping (safe to cancel)
 
     async def emit(self, events: list[Event]) -> None:
         self._buffer.extend(events)
+        if self._timer is None or self._timer.done():
+            self._waiting = True
+            self._timer = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._interval)
+        self._waiting = False
+        await self.flush()
 
     async def flush(self) -> None:
-        if self._buffer:
-            batch, self._buffer = self._buffer, []
-            await self._store.append(self._run_id, batch)
+        async with self._lock:
+            if self._buffer:
+                batch, self._buffer = self._buffer, []
+                await self._store.append(self._run_id, batch)
+
+    async def close(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            if self._waiting:
+                self._timer.cancel()  # nothing taken from the buffer yet
+            else:
+                await self._timer  # mid-write: let that batch land
+        await self.flush()
 
 
 _TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
@@ -200,7 +224,8 @@ async def run_workflow(
     The run's id is the workflow's own id, not the `run_id` input: a fork copies the
     inputs of the run it forks but is a run of its own."""
     run_id = DBOS.workflow_id or run_id
-    reservations = {node_id: DBOS.reserve_step() for node_id in step_order(document)}
+    parsed = parse_flow(document)
+    reservations = {node_id: DBOS.reserve_step() for node_id in _step_order(parsed)}
     ids = [r.step_id for r in reservations.values()]
     if ids != list(range(FIRST_STEP_ID, FIRST_STEP_ID + len(ids))):
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
@@ -212,7 +237,6 @@ async def run_workflow(
         reservation = reservations.get(node.spec.id)
         if reservation is None:
             return await node.cls().execute(node.spec.config, values, ctx)
-        await sink.flush()
         if node.cls.runs_in_workflow:
             step_name: StepOptions = {"name": f"node:{node.spec.id}"}
 
@@ -232,14 +256,16 @@ async def run_workflow(
         return outputs
 
     try:
-        result = await run_flow(document, inputs, run_id=run_id, events=sink, call_node=call_node)
+        result = await run_flow(parsed, inputs, run_id=run_id, events=sink, call_node=call_node)
     finally:
-        await sink.flush()
+        await sink.close()
     return result_to_json(result)
 
 
-def _graph(document: Mapping[str, Any]) -> tuple[dict[str, ResolvedNode], dict[str, set[str]]]:
-    parsed = parse_flow(document)
+def _graph(
+    document: Mapping[str, Any] | FlowDocument,
+) -> tuple[dict[str, ResolvedNode], dict[str, set[str]]]:
+    parsed = document if isinstance(document, FlowDocument) else parse_flow(document)
     nodes = resolve_nodes(parsed)
     graph: dict[str, set[str]] = {node_id: set() for node_id in nodes}
     for edge in parsed.edges:
@@ -250,6 +276,10 @@ def _graph(document: Mapping[str, Any]) -> tuple[dict[str, ResolvedNode], dict[s
 def step_order(document: Mapping[str, Any]) -> list[str]:
     """The nodes that run as DBOS steps, in the order their step ids are reserved: the i-th
     of them (from 0) owns step FIRST_STEP_ID + i in every run of this document."""
+    return _step_order(parse_flow(document))
+
+
+def _step_order(document: FlowDocument) -> list[str]:
     nodes, graph = _graph(document)
     return [n for n in topological_order(graph) if nodes[n].cls.effect is not Effect.PURE]
 

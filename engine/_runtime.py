@@ -80,9 +80,10 @@ async def run_flow(
     events: EventSink | None = None,
     call_node: NodeCall = _call_directly,
 ) -> RunResult:
-    """Run a flow document to the end. `call_node` is where a durable runtime wraps nodes
-    with effects into checkpointed steps; by default nodes are called directly."""
-    document = parse_flow(raw)
+    """Run a flow document (raw JSON, or already parsed) to the end. `call_node` is where a
+    durable runtime wraps nodes with effects into checkpointed steps; by default nodes are
+    called directly."""
+    document = raw if isinstance(raw, FlowDocument) else parse_flow(raw)
     check_run_inputs(document, inputs)
     run = _Run(document, inputs, run_id, events or MemoryEventSink(), call_node)
     return await run.execute()

@@ -118,7 +118,7 @@ def _resolve(document: FlowDocument, issues: list[Issue]) -> dict[str, ResolvedN
             issues.append(Issue("unknown_node_type", message, node=spec.id))
             continue
         config_errors = sorted(
-            jsonschema.Draft202012Validator(cls.config_schema).iter_errors(spec.config),
+            _config_validator(cls).iter_errors(spec.config),
             key=lambda e: list(e.absolute_path),
         )
         for error in config_errors:
@@ -133,6 +133,17 @@ def _resolve(document: FlowDocument, issues: list[Issue]) -> dict[str, ResolvedN
                 outputs={p.name: p for p in cls.outputs(spec.config)},
             )
     return resolved
+
+
+_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
+
+
+def _config_validator(cls: type[NodeType]) -> jsonschema.Draft202012Validator:
+    """Compiled once per node type: validation runs on every save and every run."""
+    validator = _VALIDATORS.get(cls.type_name)
+    if validator is None or validator.schema is not cls.config_schema:
+        validator = _VALIDATORS[cls.type_name] = jsonschema.Draft202012Validator(cls.config_schema)
+    return validator
 
 
 def _check_edges(

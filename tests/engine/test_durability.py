@@ -164,3 +164,28 @@ def test_poison_node_stops_after_bounded_attempts(url: str) -> None:
         restarts += 1
     attempts = starts(url, run_id)["boom"]
     assert 1 <= attempts <= engine.MAX_RECOVERY_ATTEMPTS + 1
+
+
+def test_a_running_node_shows_in_the_stream_while_it_runs(url: str) -> None:
+    worker = Worker(url, "live-1")
+    try:
+        run_id = enqueue(url, chain(("a", 0), ("slow", 3)), {"x": "l"})
+        wait_for(lambda: ("slow", "start") in ledger(url, run_id), 20, "slow to start")
+        started = wait_for(
+            lambda: [
+                e
+                for e in engine.read_events(url, run_id)
+                if (e["type"], e["node"]) == ("NODE_STARTED", "slow")
+            ],
+            1.0,
+            "NODE_STARTED of the running node",
+        )
+        assert started
+        assert status(url, run_id)[0] == "PENDING"  # still running when it showed up
+        assert not any(
+            e["type"] == "NODE_COMPLETED" and e["node"] == "slow"
+            for e in engine.read_events(url, run_id)
+        )
+        assert wait_terminal(url, run_id)[0] == "SUCCESS"
+    finally:
+        worker.stop()
