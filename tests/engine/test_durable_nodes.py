@@ -1,7 +1,8 @@
 """Delay, ExecuteFlow and Map on real workers: a delay is not restarted by a crash, child
 runs have deterministic ids and are not started twice."""
 
-import time
+import base64
+import pickle
 from collections import Counter
 from collections.abc import Iterator
 
@@ -35,7 +36,7 @@ def test_delay_keeps_its_deadline_across_a_crash(url: str) -> None:
         "schema": 1,
         "nodes": [
             {"id": "inp", "type": "input", "config": {"fields": [{"name": "x", "type": "text"}]}},
-            {"id": "wait", "type": "delay", "config": {"seconds": 5}},
+            {"id": "wait", "type": "delay", "config": {"seconds": 8}},
             {"id": "after", "type": "test_ledger", "config": {"suffix": "!"}},
             {"id": "out", "type": "output", "config": {"name": "result"}},
         ],
@@ -46,22 +47,39 @@ def test_delay_keeps_its_deadline_across_a_crash(url: str) -> None:
         ],
     }
     worker = Worker(url, "delay-1")
-    started = time.monotonic()
     run_id = enqueue(url, document, {"x": "late"})
-    time.sleep(2)
+    deadline = wait_for(lambda: _checkpointed_deadline(url, run_id), 20, "the deadline")
     worker.kill9()
-    time.sleep(1)
-    worker = Worker(url, "delay-1")
+    worker = Worker(url, "delay-1")  # back long before the deadline
     try:
         state, output = wait_terminal(url, run_id)
     finally:
         worker.stop()
-    elapsed = time.monotonic() - started
     assert (state, output["outputs"]) == ("SUCCESS", {"result": "late!"})
-    assert elapsed >= 5
-    # Restarted from scratch it would end at least 5 s after the restart (about 8 s in all).
-    assert elapsed < 7.5, f"the delay started over ({elapsed:.1f}s)"
+    assert _checkpointed_deadline(url, run_id) == deadline  # replayed, not drawn again
+    with psycopg.connect(url) as conn:
+        (after_started,) = conn.execute(
+            "SELECT extract(epoch FROM at) FROM fireflow_test.ledger "
+            "WHERE run_id = %s AND node = 'after' AND phase = 'start'",
+            (run_id,),
+        ).fetchone()  # type: ignore[misc]
+    # The next node ran at the original deadline: started over, it would have waited the
+    # full 8 s again from the restart (well past the deadline).
+    assert deadline <= float(after_started) < deadline + 2.5
     assert Counter(n for n, p in ledger(url, run_id) if p == "start") == Counter({"after": 1})
+
+
+def _checkpointed_deadline(url: str, run_id: str) -> float | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT output FROM dbos.operation_outputs "
+            "WHERE workflow_uuid = %s AND function_name = 'node:wait'",
+            (run_id,),
+        ).fetchone()
+    if not row or not row[0]:
+        return None
+    # DBOS keeps step outputs pickled (base64); this one is the float the step returned.
+    return float(pickle.loads(base64.b64decode(row[0])))
 
 
 def _parent(flow_node: dict[str, object]) -> dict[str, object]:
