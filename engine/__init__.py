@@ -16,6 +16,7 @@ from ._durable import (
     step_order,
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
+from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, check_allow_entry
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
 from ._registry import (
@@ -38,12 +39,14 @@ del _nodes
 
 __all__ = [
     "APPLICATION_VERSION",
+    "DEFAULT_ALLOWABLE",
     "EVENT_PAYLOADS",
     "MAX_RECOVERY_ATTEMPTS",
     "NOTIFY_CHANNEL",
     "RUN_QUEUE",
     "RUN_WORKFLOW",
     "SCHEMA_VERSION",
+    "BadAllowEntry",
     "Dag",
     "DuplicateNodeType",
     "EdgeSpec",
@@ -74,6 +77,7 @@ __all__ = [
     "accepted_sources",
     "can_connect",
     "catalogue",
+    "check_allow_entry",
     "check_run_inputs",
     "compatibility_table",
     "enqueue_run_sql",

@@ -8,15 +8,18 @@ and the connection is impossible. Responses are size-limited and time-limited.""
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+# httpx logs every request's full URL at INFO, query string (and its tokens) included.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -31,39 +34,105 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Private ranges an operator lets workspaces allow by default (never link-local, where cloud
+# metadata lives, nor loopback, where the worker's own services listen).
+DEFAULT_ALLOWABLE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+
+
+class BadAllowEntry(ValueError):
+    """An allow-list entry that cannot be used; the message names it and says why."""
+
+
+def parse_allow_entry(entry: str) -> tuple[str | Network, int | None]:
+    """`host`, `IP` or `CIDR`, each with an optional `:port` (`[v6]:port` for IPv6)."""
+    value, port_text = entry.strip().lower(), ""
+    if value.startswith("["):
+        address, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise BadAllowEntry(f"'{entry}': write IPv6 with a port as [address]:port")
+        value, port_text = address, rest[1:]
+    elif value.count(":") == 1:
+        value, _, port_text = value.partition(":")
+    port = None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise BadAllowEntry(f"'{entry}': the port must be a number from 1 to 65535")
+        port = int(port_text)
+    try:
+        return ipaddress.ip_network(value, strict=False), port
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if (
+        not value
+        or any(not label or len(label) > 63 for label in labels)
+        or not all(c.isalnum() or c == "-" for label in labels for c in label)
+    ):
+        raise BadAllowEntry(f"'{entry}' is neither a host name, an IP address nor a CIDR range")
+    return value.rstrip("."), port
+
+
+def check_allow_entry(entry: str, allowable: Sequence[str]) -> None:
+    """Raise BadAllowEntry unless `entry` may be put on a workspace's allow list: an address
+    or range must lie inside what the operator made allowable."""
+    target, _ = parse_allow_entry(entry)
+    if isinstance(target, str):
+        return  # a host name: what it resolves to is checked against `allowable` per fetch
+    ceiling = [ipaddress.ip_network(n, strict=False) for n in allowable]
+    if not any(
+        target.version == net.version and target.subnet_of(net)  # type: ignore[arg-type]
+        for net in ceiling
+    ):
+        raise BadAllowEntry(
+            f"'{entry}' is outside the networks this installation lets workspaces reach "
+            f"({', '.join(allowable) or 'none'})"
+        )
+
+
 @dataclass(frozen=True)
 class AllowList:
-    """Self-hosted endpoints a workspace may reach despite private addresses: host names
-    (exact), IP addresses or CIDR ranges, each optionally with `:port`."""
+    """Self-hosted endpoints a workspace may reach although they are private: host names
+    (exact), IP addresses or CIDR ranges, each optionally with `:port`; and only inside the
+    operator's `allowable` networks, whatever the entries say."""
 
     entries: tuple[str, ...] = ()
+    allowable: tuple[str, ...] = DEFAULT_ALLOWABLE
+    _targets: tuple[tuple[str | Network, int | None], ...] = field(init=False, default=())
+    _ceiling: tuple[Network, ...] = field(init=False, default=())
 
-    def _parsed(
-        self,
-    ) -> list[tuple[str | ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]]:
-        parsed: list[tuple[str | ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]] = []
+    def __post_init__(self) -> None:
+        targets = []
         for entry in self.entries:
-            value, port = entry.strip().lower(), None
-            if value.count(":") == 1 or (value.startswith("[") and "]:" in value):
-                value, _, port_text = value.rpartition(":")
-                port = int(port_text)
-            value = value.strip("[]")
             try:
-                parsed.append((ipaddress.ip_network(value, strict=False), port))
-            except ValueError:
-                parsed.append((value, port))
-        return parsed
+                targets.append(parse_allow_entry(entry))
+            except BadAllowEntry:
+                continue  # refused when saved; an old bad entry simply allows nothing
+        object.__setattr__(self, "_targets", tuple(targets))
+        ceiling = tuple(ipaddress.ip_network(n, strict=False) for n in self.allowable)
+        object.__setattr__(self, "_ceiling", ceiling)
 
     def allows(self, host: str, address: IPAddress, port: int) -> bool:
-        for target, allowed_port in self._parsed():
+        if not any(address in net for net in self._ceiling):
+            return False
+        for target, allowed_port in self._targets:
             if allowed_port is not None and allowed_port != port:
                 continue
             if isinstance(target, str):
-                if target == host.lower():
+                if target == host.lower().rstrip("."):
                     return True
             elif address in target:
                 return True
         return False
+
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible,
+# IPv4-translated): the embedded address is what gets reached, so it is what is checked.
+_EMBEDS_IPV4 = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")
+)
+_NEVER_V6 = tuple(ipaddress.IPv6Network(n) for n in ("fec0::/10", "100::/64", "2001:db8::/32"))
 
 
 _PROBLEMS: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
@@ -79,10 +148,18 @@ def address_problem(address: IPAddress) -> str | None:
     """Why an address is off limits, or None for a public one."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in net for net in _EMBEDS_IPV4):
+            if address == ipaddress.IPv6Address("::"):
+                return "the unspecified address"
+            if address == ipaddress.IPv6Address("::1"):
+                return "a loopback address"
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return address_problem(embedded)
         if address.teredo is not None:
             return "a Teredo tunnel address"
+        if any(address in net for net in _NEVER_V6):
+            return "a private or reserved address"
     return next((reason for test, reason in _PROBLEMS if test(address)), None)
 
 
@@ -139,6 +216,36 @@ class FetchResult:
     url: str
 
 
+# Headers a flow may not set: they belong to the connection, or would pick another virtual
+# host or proxy than the checked one.
+_RESERVED_HEADERS = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "keep-alive",
+    "trailer",
+}
+
+
+def user_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in (headers or {}).items()
+        if name.lower() not in _RESERVED_HEADERS and not name.lower().startswith("proxy-")
+    }
+
+
+def redact(url: str) -> str:
+    """A URL fit for an error message or an event: no user info, no query (tokens live
+    there), no fragment."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 async def guarded_fetch(
     method: str,
     url: str,
@@ -151,26 +258,44 @@ async def guarded_fetch(
     max_redirects: int = 5,
     resolve: Resolver = system_resolve,
 ) -> FetchResult:
-    """Fetch `url` with every SSRF check applied, following redirects (each re-checked)."""
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as c:
+    """Fetch `url` with every SSRF check applied, following redirects (each re-checked).
+    `timeout` bounds the whole exchange, redirects included. A redirect to another origin
+    carries none of the flow's headers or body, and https never downgrades to http."""
+    sent_headers = user_headers(headers)
+    async with (
+        asyncio.timeout(timeout),
+        httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            # A fresh TLS connection per host name: never one verified for another name.
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client,
+    ):
         for _ in range(max_redirects + 1):
             target = await check_url(url, allow, resolve)
             host_header = urlsplit(url).netloc.rpartition("@")[2]
-            request = c.build_request(
+            request = client.build_request(
                 method,
                 target.url,
-                headers={**(headers or {}), "Host": host_header},
+                headers={**sent_headers, "Host": host_header},
                 json=json_body,
                 extensions={"sni_hostname": target.host},
             )
-            response = await c.send(request, stream=True)
+            response = await client.send(request, stream=True)
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
+                    next_url = urljoin(url, response.headers["location"])
+                    old, new = urlsplit(url), urlsplit(next_url)
+                    if old.scheme == "https" and new.scheme == "http":
+                        raise BlockedURL("refused a redirect from https to plain http")
+                    if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+                        sent_headers, json_body = {}, None
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
                     ):
                         method, json_body = "GET", None
+                    url = next_url
                     continue
                 body = await _read_limited(response, max_bytes)
                 return FetchResult(response.status_code, dict(response.headers), body, url)
@@ -193,5 +318,7 @@ async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def allow_list(entries: Sequence[str] | None) -> AllowList:
-    return AllowList(tuple(entries or ()))
+def allow_list(entries: Sequence[str] | None, allowable: Sequence[str] | None = None) -> AllowList:
+    if allowable is None:
+        return AllowList(tuple(entries or ()))
+    return AllowList(tuple(entries or ()), tuple(allowable))

@@ -6,9 +6,17 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .._net import BlockedURL, allow_list, guarded_fetch
+from .._net import BlockedURL, allow_list, guarded_fetch, redact
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+
+# Kept out of the node's output (and so out of events and checkpoints): credentials.
+_PRIVATE_RESPONSE_HEADERS = {
+    "set-cookie",
+    "authorization",
+    "www-authenticate",
+    "proxy-authenticate",
+}
 
 
 class HttpRequest(NodeType):
@@ -28,6 +36,8 @@ class HttpRequest(NodeType):
             "url": {"type": "string", "maxLength": 2048, "description": "unless wired in"},
             "headers": {
                 "type": "object",
+                "description": "Host, Content-Length, connection and Proxy-* headers are "
+                "ignored; credentials belong in the vault (coming), not here",
                 "additionalProperties": {"type": "string", "maxLength": 4096},
                 "maxProperties": 50,
             },
@@ -51,22 +61,25 @@ class HttpRequest(NodeType):
         url = inputs.get("url") or config.get("url")
         if not url:
             raise NodeError("no URL: set config.url or connect the url input")
+        if not isinstance(url, str):
+            raise NodeError(f"the url input must be text, got {type(url).__name__}")
+        shown = redact(url)
         try:
             result = await guarded_fetch(
                 config.get("method", "GET"),
-                str(url),
-                allow=allow_list(ctx.extra.get("http_allow")),
+                url,
+                allow=allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable")),
                 headers=dict(config.get("headers", {})),
                 json_body=inputs.get("body"),
                 timeout=float(config.get("timeout_seconds", 10)),
                 max_bytes=int(config.get("max_response_bytes", 1_000_000)),
             )
         except BlockedURL as exc:
-            raise NodeError(f"refused to fetch {url}: {exc}") from None
-        except httpx.TimeoutException:
-            raise NodeError(f"{url} did not answer in time") from None
+            raise NodeError(f"refused to fetch {shown}: {exc}") from None
+        except (httpx.TimeoutException, TimeoutError):
+            raise NodeError(f"{shown} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise NodeError(f"request to {url} failed: {type(exc).__name__}") from None
+            raise NodeError(f"request to {shown} failed: {type(exc).__name__}") from None
         text = result.body.decode("utf-8", errors="replace")
         body: Any = text
         if "json" in result.headers.get("content-type", ""):
@@ -77,5 +90,9 @@ class HttpRequest(NodeType):
         return {
             "status": result.status,
             "body": body,
-            "headers": {k.lower(): v for k, v in result.headers.items()},
+            "headers": {
+                k.lower(): v
+                for k, v in result.headers.items()
+                if k.lower() not in _PRIVATE_RESPONSE_HEADERS
+            },
         }

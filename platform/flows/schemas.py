@@ -173,14 +173,7 @@ class NodeTypesOut(Schema):
     event_types: dict[str, str]
 
 
-_ALLOW_ENTRY = (
-    r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+|[0-9a-fA-F:.]+/\d{1,3}|[0-9.]+/\d{1,2})"
-    r"(:\d{1,5})?$"
-)
-AllowEntry = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_ALLOW_ENTRY),
-]
+AllowEntry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 class NetworkPolicyIn(Schema):

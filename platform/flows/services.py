@@ -6,6 +6,7 @@ import json
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 import engine
@@ -205,6 +206,18 @@ def run_start(
 def network_policy_set(*, wctx: WorkspaceContext, http_allow: list[str]) -> NetworkPolicy:
     """Replace the workspace's allow list (workspace owners only; audited)."""
     wctx.require(WorkspaceRole.OWNER, action="change its network settings")
+    problems = {}
+    for index, entry in enumerate(http_allow):
+        try:
+            engine.check_allow_entry(entry, settings.NETWORK_ALLOWABLE)
+        except engine.BadAllowEntry as exc:
+            problems[f"http_allow.{index}"] = str(exc)
+    if problems:
+        raise InvalidInput(
+            "Some entries cannot be allowed: " + "; ".join(problems.values()),
+            code="invalid_allow_list",
+            fields=problems,
+        )
     policy, _ = NetworkPolicy.objects.select_for_update().get_or_create(workspace=wctx.workspace)
     before = list(policy.http_allow)
     policy.http_allow = sorted(set(http_allow))
@@ -285,6 +298,7 @@ def _meta(run: Run, subflows: dict[str, Any]) -> dict[str, Any]:
     return {
         "subflows": subflows,
         "http_allow": policy.http_allow if policy else [],
+        "http_allowable": list(settings.NETWORK_ALLOWABLE),
         "org": str(run.workspace.org_id),
         "workspace": str(run.workspace_id),
         "flow": str(run.flow_id),

@@ -3,6 +3,7 @@ that must be refused, redirects re-checked at every hop, DNS answers checked as 
 connected to as checked, the per-workspace allow list, size and time limits."""
 
 import asyncio
+import ipaddress
 import json
 import re
 import threading
@@ -14,7 +15,15 @@ from typing import Any
 import pytest
 
 from engine import NodeContext, NodeError, node_type
-from engine._net import AllowList, BlockedURL, check_url, guarded_fetch
+from engine._net import (
+    DEFAULT_ALLOWABLE,
+    AllowList,
+    BadAllowEntry,
+    BlockedURL,
+    check_allow_entry,
+    check_url,
+    guarded_fetch,
+)
 
 BLOCKED = [
     "http://127.0.0.1/",
@@ -43,6 +52,11 @@ BLOCKED = [
     "gopher://127.0.0.1:6379/_INFO",
     "ftp://example.com/",
     "http://224.0.0.1/",
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+    "http://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
+    "http://[::ffff:0:7f00:1]/",  # IPv4-translated 127.0.0.1
+    "http://[fec0::1]/",  # site-local
 ]
 
 
@@ -75,9 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, Any] = {}
     seen_hosts: list[str] = []
 
+    seen: list[tuple[str, str, str | None]] = []
+
     def do_GET(self) -> None:
         self.seen_hosts.append(self.headers["Host"])
-        kind, value = self.routes.get(self.path, ("json", {"ok": True}))
+        self.seen.append((self.path, self.headers["Host"], self.headers.get("Authorization")))
+        kind, value = self.routes.get(self.path.split("?")[0], ("json", {"ok": True}))
         if kind == "redirect":
             self.send_response(302)
             self.send_header("Location", value)
@@ -87,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(value)
         body = json.dumps({"ok": True}).encode() if kind != "big" else b"x" * value
         self.send_response(200)
+        self.send_header("Set-Cookie", "session=abc")
         self.send_header("Content-Type", "application/json" if kind != "big" else "text/plain")
         if kind != "big":
             self.send_header("Content-Length", str(len(body)))
@@ -106,10 +124,14 @@ def server() -> Iterator[int]:
     httpd.shutdown()
 
 
+LOOPBACK_ALLOWABLE = ["127.0.0.0/8"]  # what a development installation lets workspaces open
+
+
 def run_node(url: str, allow: list[str], **config: Any) -> dict[str, Any]:
     cls = node_type("http_request")
     assert cls is not None
-    ctx = NodeContext(run_id="r", node_id="fetch", extra={"http_allow": allow})
+    extra = {"http_allow": allow, "http_allowable": LOOPBACK_ALLOWABLE}
+    ctx = NodeContext(run_id="r", node_id="fetch", extra=extra)
     return asyncio.run(cls().execute({"url": url, **config}, {}, ctx))
 
 
@@ -148,7 +170,7 @@ def test_allowed_name_connects_to_the_address_it_resolved(server: int) -> None:
         guarded_fetch(
             "GET",
             f"http://svc.internal:{server}/health",
-            allow=AllowList(("svc.internal",)),
+            allow=AllowList(("svc.internal",), tuple(LOOPBACK_ALLOWABLE)),
             resolve=resolve,
         )
     )
@@ -165,3 +187,43 @@ def test_size_and_time_limits(server: int) -> None:
         run_node(f"http://127.0.0.1:{server}/big", allow)
     with pytest.raises(NodeError, match="did not answer in time"):
         run_node(f"http://127.0.0.1:{server}/slow", allow, timeout_seconds=0.5)
+
+
+def test_the_allow_list_cannot_open_what_the_operator_did_not() -> None:
+    """A workspace owner's entries count only inside the installation's allowable networks:
+    cloud metadata, loopback (in production) and the like stay closed whatever they write."""
+    metadata = ipaddress.ip_address("169.254.169.254")
+    assert not AllowList(("169.254.169.254", "0.0.0.0/0")).allows("x", metadata, 80)
+    assert not AllowList(("127.0.0.1",)).allows("x", ipaddress.ip_address("127.0.0.1"), 80)
+    assert AllowList(("10.1.2.3",)).allows("x", ipaddress.ip_address("10.1.2.3"), 80)
+    for entry in ("169.254.169.254", "0.0.0.0/0", "127.0.0.1:5432", "[::1]", "::/0"):
+        with pytest.raises(BadAllowEntry, match="outside the networks"):
+            check_allow_entry(entry, DEFAULT_ALLOWABLE)
+    for entry in ("http://10.0.0.1/", "a b", "10.0.0.1:99999", "[fd00::1"):
+        with pytest.raises(BadAllowEntry):
+            check_allow_entry(entry, DEFAULT_ALLOWABLE)
+    check_allow_entry("ollama.internal:11434", DEFAULT_ALLOWABLE)
+    check_allow_entry("10.20.0.0/16", DEFAULT_ALLOWABLE)
+    check_allow_entry("[fd00::5]:8080", DEFAULT_ALLOWABLE)
+
+
+def test_flows_cannot_set_host_or_leak_credentials(server: int) -> None:
+    _Handler.seen.clear()
+    _Handler.routes["/hop"] = ("redirect", f"http://localhost:{server}/landing")
+    allow = [f"127.0.0.1:{server}", f"localhost:{server}"]
+    result = run_node(
+        f"http://127.0.0.1:{server}/hop?token=s3cr3t",
+        allow,
+        headers={"hOsT": "admin.internal", "Authorization": "Bearer s3cr3t"},
+    )
+    assert result["status"] == 200
+    first, second = _Handler.seen
+    assert first == ("/hop?token=s3cr3t", f"127.0.0.1:{server}", "Bearer s3cr3t")
+    # Another origin: the flow's headers stay behind.
+    assert second == ("/landing", f"localhost:{server}", None)
+    assert "set-cookie" not in result["headers"]
+
+    _Handler.routes["/to-metadata-with-token"] = ("redirect", "http://169.254.169.254/")
+    with pytest.raises(NodeError) as caught:
+        run_node(f"http://127.0.0.1:{server}/to-metadata-with-token?token=s3cr3t", allow)
+    assert "s3cr3t" not in str(caught.value)

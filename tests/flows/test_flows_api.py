@@ -384,3 +384,18 @@ def test_the_demo_flows_run(
         },
         "Platform health check (HTTP node)": {"platform": {"status": "ok", "database": "ok"}},
     }
+
+
+@pytest.mark.django_db
+def test_the_network_allow_list_refuses_what_the_installation_does_not_allow(
+    org: OrgFixture, client_for: Any
+) -> None:
+    response = client_for(org.owner).put(
+        f"{base(org)}/network",
+        {"http_allow": ["10.0.0.0/8", "169.254.169.254", "0.0.0.0/0"]},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    fields = response.json()["fields"]
+    assert set(fields) == {"http_allow.1", "http_allow.2"}
+    assert "outside the networks this installation lets workspaces reach" in fields["http_allow.1"]

@@ -91,6 +91,20 @@ RATE_LIMITS = {
     "password_reset": env_str("FIREFLOW_RATE_PASSWORD_RESET", "5/h"),
 }
 
+# Private networks workspace owners may open to the HTTP node (self-hosted LLMs, internal
+# APIs). Never link-local (cloud metadata); loopback only in development, for the demo.
+NETWORK_ALLOWABLE = env_list(
+    "FIREFLOW_ALLOWABLE_NETWORKS",
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+        *(["127.0.0.0/8", "::1/128"] if FIREFLOW_ENV != "production" else []),
+    ],
+)
+
 INVITATION_TTL_DAYS = env_int("FIREFLOW_INVITATION_TTL_DAYS", 7)
 EMAIL_VERIFICATION_TTL_SECONDS = env_int("FIREFLOW_EMAIL_VERIFICATION_TTL", 3 * 24 * 3600)
 PASSWORD_RESET_TIMEOUT = env_int("FIREFLOW_PASSWORD_RESET_TTL", 3600)
