@@ -11,6 +11,7 @@ and the queue entry commit together); workers launch DBOS with `launch_worker`."
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +22,18 @@ from psycopg.types.json import Jsonb
 from ._document import FlowDocument
 from ._events import Event
 from ._planner import topological_order
-from ._registry import Effect, NodeContext, node_type
+from ._registry import Effect, NodeContext, NodeError, node_type
 from ._runtime import RunResult, run_flow
 from ._store import PostgresEventStore
 from ._validate import ResolvedNode, parse_flow, resolve_nodes
 
+log = logging.getLogger("fireflow.engine")
+
 RUN_WORKFLOW = "fireflow_run"
 RUN_QUEUE = "fireflow_runs"
+# Child runs (ExecuteFlow, Map) have a queue of their own: a parent waiting for its children
+# holds a slot of RUN_QUEUE, and children queued behind parents could otherwise starve.
+CHILD_QUEUE = "fireflow_child_runs"
 # Pinned: a deploy must not strand pending runs (a human wait lasting weeks included) on an
 # old version. Bump only with a plan for the runs in flight (patching or draining).
 APPLICATION_VERSION = "fireflow-1"
@@ -88,20 +94,27 @@ class _BufferedSink:
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._interval)
         self._waiting = False
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # the batch is back in the buffer; close() tries again
+            log.warning("could not write events of run %s yet", self._run_id, exc_info=True)
 
     async def flush(self) -> None:
         async with self._lock:
             if self._buffer:
                 batch, self._buffer = self._buffer, []
-                await self._store.append(self._run_id, batch)
+                try:
+                    await self._store.append(self._run_id, batch)
+                except BaseException:
+                    self._buffer[:0] = batch  # nothing lost: written with the next flush
+                    raise
 
     async def close(self) -> None:
         if self._timer is not None and not self._timer.done():
             if self._waiting:
                 self._timer.cancel()  # nothing taken from the buffer yet
             else:
-                await self._timer  # mid-write: let that batch land
+                await asyncio.wait([self._timer])  # mid-write: let that batch land
         await self.flush()
 
 
@@ -112,15 +125,24 @@ class _ChildRuns:
     """Child runs on the same queue, started by deterministic id (starting one twice is a
     no-op) and awaited by polling DBOS's status table."""
 
-    def __init__(self, store: PostgresEventStore, meta: dict[str, Any]) -> None:
+    def __init__(self, store: PostgresEventStore, parent: str, meta: dict[str, Any]) -> None:
         self._store = store
-        self._meta = meta
+        self._parent = parent
+        self._meta = {k: v for k, v in meta.items() if k != "steps"}
+
+    async def _parent_stopped(self) -> bool:
+        row = await self._store.fetchone(
+            "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", [self._parent]
+        )
+        return row is not None and row[0] == "CANCELLED"
 
     async def run(
         self, child_id: str, document: dict[str, Any], inputs: dict[str, Any]
     ) -> dict[str, Any]:
+        if await self._parent_stopped():
+            raise NodeError(f"run {self._parent} was cancelled: child {child_id} not started")
         sql, params = enqueue_run_sql(
-            run_id=child_id, document=document, inputs=inputs, meta=self._meta
+            run_id=child_id, document=document, inputs=inputs, meta=self._meta, queue=CHILD_QUEUE
         )
         await self._store.execute(sql, params)
         delay = 0.05
@@ -133,6 +155,8 @@ class _ChildRuns:
             )
             if row is not None and row[0] in _TERMINAL:
                 return _child_result(row[0], row[1], row[2])
+            if await self._parent_stopped():
+                raise NodeError(f"run {self._parent} was cancelled while {child_id} ran")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
@@ -205,7 +229,7 @@ async def _execute_node_step(
         run_id=run_id,
         node_id=node["id"],
         extra=meta,
-        children=_ChildRuns(store, meta),
+        children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
     )
     return await cls().execute(node["config"], inputs, ctx)
@@ -225,7 +249,9 @@ async def run_workflow(
     inputs of the run it forks but is a run of its own."""
     run_id = DBOS.workflow_id or run_id
     parsed = parse_flow(document)
-    reservations = {node_id: DBOS.reserve_step() for node_id in _step_order(parsed)}
+    steps = meta.get("steps")
+    order = list(steps) if isinstance(steps, list) else _step_order(parsed)
+    reservations = {node_id: DBOS.reserve_step() for node_id in order}
     ids = [r.step_id for r in reservations.values()]
     if ids != list(range(FIRST_STEP_ID, FIRST_STEP_ID + len(ids))):
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
@@ -321,6 +347,7 @@ def enqueue_run_sql(
     inputs: Mapping[str, Any],
     meta: Mapping[str, Any],
     schema: str = "dbos",
+    queue: str = RUN_QUEUE,
 ) -> tuple[str, list[Any]]:
     """SQL (and its parameters) that enqueues a run, to execute in the caller's own
     transaction: the run is queued if and only if that transaction commits. Enqueuing the
@@ -331,9 +358,12 @@ def enqueue_run_sql(
         "positional_args => ARRAY[%s::json, %s::json, %s::json, %s::json], "
         "workflow_id => %s, app_version => %s)"
     )
+    # The step layout is fixed when the run is queued: a later deploy that changes a node
+    # type's effect must not move the step ids of runs already in flight.
+    meta = {**meta, "steps": step_order(document)}
     params: list[Any] = [
         RUN_WORKFLOW,
-        RUN_QUEUE,
+        queue,
         json.dumps(run_id),
         json.dumps(document),
         json.dumps(inputs),

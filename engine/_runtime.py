@@ -114,14 +114,20 @@ class _Run:
         self.outcomes: dict[str, NodeOutcome] = {}
         self.done = {node_id: asyncio.Event() for node_id in self.nodes}
         self.tasks: list[asyncio.Task[None]] = []
+        # fail_fast: set at the first failure; nodes not started yet are then skipped. Nodes
+        # already running finish (a step cut off mid-call could run its effect twice).
+        self.stopping = False
 
     async def execute(self) -> RunResult:
         await self.sink.emit([Event(EventType.FLOW_STARTED, payload={"inputs": self.inputs})])
         order = topological_order(self.graph)
         self.tasks = [asyncio.create_task(self._node(n), name=n) for n in order]
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for node_id in order:
-            self.outcomes.setdefault(node_id, NodeOutcome("skipped", error="cancelled: fail_fast"))
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        for result in results:
+            # Cancellation of the run itself (and the engine's own control flow) is not a
+            # node failure: let it through.
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
         outputs = {}
         for node_id, node in self.nodes.items():
             if node.spec.type == "output" and self.outcomes[node_id].status == "completed":
@@ -151,9 +157,10 @@ class _Run:
                 reason = "failed" if upstream.status == "failed" else "did not produce a value"
                 missing.append(f"{port} ({src}.{out} {reason})")
         if missing:
-            self.outcomes[node_id] = NodeOutcome("skipped", error="; ".join(missing))
-            payload = {"reason": f"no value for {', '.join(missing)}"}
-            await self.sink.emit([Event(EventType.NODE_SKIPPED, node_id, payload=payload)])
+            await self._skip(node_id, "; ".join(missing), f"no value for {', '.join(missing)}")
+        elif self.stopping:
+            reason = "not started: the flow stops at its first failure (fail_fast)"
+            await self._skip(node_id, reason, reason)
         else:
             await self._execute(node_id, node, values)
         self.done[node_id].set()
@@ -185,13 +192,15 @@ class _Run:
             ]
         )
 
+    async def _skip(self, node_id: str, error: str, reason: str) -> None:
+        self.outcomes[node_id] = NodeOutcome("skipped", error=error)
+        await self.sink.emit([Event(EventType.NODE_SKIPPED, node_id, payload={"reason": reason})])
+
     async def _fail(self, node_id: str, message: str) -> None:
         self.outcomes[node_id] = NodeOutcome("failed", error=message)
         await self.sink.emit([Event(EventType.NODE_FAILED, node_id, payload={"error": message})])
         if self.document.settings.fail_fast:
-            for task in self.tasks:
-                if task is not asyncio.current_task():
-                    task.cancel()
+            self.stopping = True
 
     def _input_value(self, node_id: str, port_name: str) -> Any:
         for port, src, out in self.feeds[node_id]:

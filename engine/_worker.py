@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from dbos import DBOS, DBOSConfig
 
-from ._durable import APPLICATION_VERSION, RUN_QUEUE, configure_event_store
+from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
 from ._store import migrate
 
 log = logging.getLogger("fireflow.worker")
@@ -60,18 +60,27 @@ class _Watchdog(threading.Thread):
             c.execute(
                 "INSERT INTO fireflow.executor (executor_id) VALUES (%s) "
                 "ON CONFLICT (executor_id) DO UPDATE SET last_seen = now(), "
-                "taken_over_by = NULL, taken_over_at = NULL",
+                "taken_over_by = NULL, taken_over_at = NULL, recovered_at = NULL",
                 (me,),
             )
+            # The fence: one live worker wins each dead one. A takeover whose taker died before
+            # it finished (recovered_at still empty after a while) is up for grabs again.
             dead = c.execute(
-                "UPDATE fireflow.executor SET taken_over_by = %s, taken_over_at = now() "
-                "WHERE executor_id <> %s AND taken_over_by IS NULL "
-                "AND last_seen < now() - make_interval(secs => %s) RETURNING executor_id",
-                (me, me, self.config.dead_after_sec),
+                "UPDATE fireflow.executor SET taken_over_by = %s, taken_over_at = now(), "
+                "recovered_at = NULL "
+                "WHERE executor_id <> %s AND last_seen < now() - make_interval(secs => %s) "
+                "AND (taken_over_by IS NULL OR (recovered_at IS NULL "
+                "     AND taken_over_at < now() - make_interval(secs => %s))) "
+                "RETURNING executor_id",
+                (me, me, self.config.dead_after_sec, self.config.dead_after_sec),
             ).fetchall()
-        for (executor_id,) in dead:
-            count = recover_executor_runs(executor_id)
-            log.warning("took over %d pending run(s) of dead worker %s", count, executor_id)
+            for (executor_id,) in dead:
+                count = recover_executor_runs(executor_id)
+                c.execute(
+                    "UPDATE fireflow.executor SET recovered_at = now() WHERE executor_id = %s",
+                    (executor_id,),
+                )
+                log.warning("took over %d pending run(s) of dead worker %s", count, executor_id)
 
 
 def run_worker(config: WorkerConfig) -> None:
@@ -88,11 +97,12 @@ def run_worker(config: WorkerConfig) -> None:
     }
     DBOS(config=dbos_config)
     DBOS.launch()
-    DBOS.register_queue(
-        RUN_QUEUE,
-        worker_concurrency=config.concurrency,
-        polling_interval_sec=config.polling_interval_sec,
-    )
+    for queue in (RUN_QUEUE, CHILD_QUEUE):
+        DBOS.register_queue(
+            queue,
+            worker_concurrency=config.concurrency,
+            polling_interval_sec=config.polling_interval_sec,
+        )
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:

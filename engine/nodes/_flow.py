@@ -145,5 +145,15 @@ class Map(NodeType):
                 result = await children.run(child_id, document, {item_input: item})
             return _outcome(child_id, result)
 
-        results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-        return {"results": list(results)}
+        # A failing child stops the others from starting (TaskGroup cancels the waiting ones).
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(i, item)) for i, item in enumerate(items)]
+        except ExceptionGroup as failures:
+            raise _first(failures) from None
+        return {"results": [task.result() for task in tasks]}
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first

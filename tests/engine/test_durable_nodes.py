@@ -226,3 +226,44 @@ def test_data_store_write_happens_once_when_the_worker_dies_after_it(url: str) -
         ).fetchone()
     assert value == (10,)  # 5 by the first run (once, despite the crash), 5 by the second
     assert output["outputs"]["records"] == []  # read.key was the number 5: no such key
+
+
+def test_a_failing_child_fails_the_map_and_starts_no_more(url: str) -> None:
+    child = {
+        "schema": 1,
+        "nodes": [
+            {"id": "inp", "type": "input", "config": {"fields": [{"name": "x", "type": "json"}]}},
+            {"id": "abs", "type": "transform", "config": {"expression": "abs(@)"}},
+            {"id": "out", "type": "output", "config": {"name": "result"}},
+        ],
+        "edges": [{"from": "inp.x", "to": "abs.data"}, {"from": "abs.result", "to": "out.value"}],
+    }
+    parent = _parent(
+        {
+            "id": "each",
+            "type": "map",
+            "config": {"flow_id": CHILD_FLOW_ID, "item_input": "x", "concurrency": 1},
+        }
+    )
+    worker = Worker(url, "mapfail-1")
+    try:
+        run_id = enqueue(
+            url, parent, {"items": [-1, "bad", -3, -4]}, meta={"subflows": {CHILD_FLOW_ID: child}}
+        )
+        state, output = wait_terminal(url, run_id)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert output["status"] == "failed"
+    error = output["nodes"]["each"]["error"]
+    assert error.startswith(f"child run {run_id}:each:1 failed")
+    assert "abs" in error
+    with psycopg.connect(url) as conn:
+        started = {
+            r[0]
+            for r in conn.execute(
+                "SELECT workflow_uuid FROM dbos.workflow_status WHERE workflow_uuid LIKE %s",
+                (f"{run_id}:each:%",),
+            )
+        }
+    assert started == {f"{run_id}:each:0", f"{run_id}:each:1"}
