@@ -213,7 +213,10 @@ def _child_result(status: str, output: str | None, error: str | None) -> dict[st
         return result
     if status == "CANCELLED":
         return {"status": "cancelled", "error": "the child run was cancelled"}
-    return {"status": "failed", "error": (error or status)[:1000]}
+    if status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        return {"status": "failed", "error": "the child run kept crashing its worker"}
+    log.warning("child run ended %s: %s", status, (error or "")[:2000])
+    return {"status": "failed", "error": "the child run ended with an internal error"}
 
 
 async def _execute_node_step(

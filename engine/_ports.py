@@ -52,3 +52,42 @@ def compatibility_table() -> dict[str, list[str]]:
     return {
         source.value: sorted(t.value for t in targets) for source, targets in _COMPATIBLE.items()
     }
+
+
+_JSON_NAMES = {
+    str: "text",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    list: "list",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def describe(value: object) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+_CHECKS = {
+    PortType.NUMBER: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    PortType.BOOLEAN: lambda v: isinstance(v, bool),
+    PortType.LIST: lambda v: isinstance(v, list),
+    PortType.MESSAGES: lambda v: isinstance(v, list),
+}
+
+
+def conform(value: object, target: PortType) -> object:
+    """The value an input of type `target` receives, or TypeError saying what was wrong.
+    Numbers and booleans become text where text is expected; otherwise types must match
+    (json, any, stream, file and secret-ref inputs take what their edges allow)."""
+    if target is PortType.TEXT:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, str | int | float):
+            return str(value)
+    else:
+        check = _CHECKS.get(target)
+        if check is None or check(value):
+            return value
+    raise TypeError(f"expected {target.value}, got {describe(value)}")

@@ -5,6 +5,8 @@ upstream) is skipped with the reason; a failing node fails only its own downstre
 siblings go on (allSettled) unless the flow sets `fail_fast`."""
 
 import asyncio
+import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,8 +15,11 @@ from typing import Any, Literal
 from ._document import FlowDocument
 from ._events import Event, EventSink, EventType, MemoryEventSink
 from ._planner import topological_order
+from ._ports import PortType, conform
 from ._registry import NodeContext, NodeError
 from ._validate import FlowInvalid, Issue, ResolvedNode, parse_flow, resolve_nodes
+
+log = logging.getLogger("fireflow.engine")
 
 NodeStatus = Literal["completed", "failed", "skipped"]
 NodeCall = Callable[[ResolvedNode, dict[str, Any], NodeContext], Awaitable[dict[str, Any]]]
@@ -59,6 +64,19 @@ def check_run_inputs(document: FlowDocument, inputs: Mapping[str, Any]) -> None:
                         port=f["name"],
                     )
                 )
+        for f in spec.config.get("fields", []):
+            if f["name"] in inputs:
+                try:
+                    conform(inputs[f["name"]], PortType(f["type"]))
+                except TypeError as exc:
+                    issues.append(
+                        Issue(
+                            "invalid_run_input",
+                            f"input '{f['name']}' {exc}",
+                            node=spec.id,
+                            port=f["name"],
+                        )
+                    )
     for name in sorted(set(inputs) - declared):
         issues.append(
             Issue(
@@ -149,14 +167,23 @@ class _Run:
             await self.done[src].wait()
         values: dict[str, Any] = {}
         missing: list[str] = []
+        wrong: list[str] = []
         for port, src, out in self.feeds[node_id]:
             upstream = self.outcomes[src]
             if upstream.status == "completed" and out in upstream.outputs:
-                values[port] = upstream.outputs[out]
+                try:
+                    values[port] = conform(upstream.outputs[out], node.inputs[port].type)
+                except TypeError as exc:
+                    wrong.append(f"{node_id}.{port} {exc} (from {src}.{out})")
             elif node.inputs[port].required:
                 reason = "failed" if upstream.status == "failed" else "did not produce a value"
                 missing.append(f"{port} ({src}.{out} {reason})")
-        if missing:
+        if wrong:
+            await self.sink.emit(
+                [Event(EventType.NODE_STARTED, node_id, payload={"type": node.spec.type})]
+            )
+            await self._fail(node_id, "; ".join(wrong))
+        elif missing:
             await self._skip(node_id, "; ".join(missing), f"no value for {', '.join(missing)}")
         elif self.stopping:
             reason = "not started: the flow stops at its first failure (fail_fast)"
@@ -174,8 +201,14 @@ class _Run:
         except NodeError as exc:
             await self._fail(node_id, str(exc))
             return
-        except Exception as exc:  # a node's bug fails its branch, not the run
-            await self._fail(node_id, f"{type(exc).__name__}: {exc}")
+        except Exception:  # a node's bug fails its branch, not the run
+            # The details (which may name hosts, users or internals) go to the worker's log,
+            # not to the tenant; the reference ties the two together.
+            reference = uuid.uuid4().hex[:12]
+            log.exception(
+                "node %s of run %s failed (reference %s)", node_id, self.run_id, reference
+            )
+            await self._fail(node_id, f"internal error in node '{node_id}' (reference {reference})")
             return
         unknown = set(produced) - set(node.outputs)
         if unknown:

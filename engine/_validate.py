@@ -2,7 +2,8 @@
 
 Error kinds: invalid_document, unsupported_schema, duplicate_node, unknown_node_type,
 invalid_config, dangling_edge, unknown_port, incompatible_ports, input_already_connected,
-missing_input, cycle, no_output. Warnings: dead_end (a node whose results reach no output)."""
+missing_input, cycle, no_output, duplicate_output. Warnings: dead_end (a node whose results
+reach no output)."""
 
 import difflib
 from collections import defaultdict
@@ -224,6 +225,16 @@ def _check_shape(
         message = f"the flow has a cycle: {path}; flows must be acyclic"
         issues.append(Issue("cycle", message, node=cycle[0]))
     outputs = {n.spec.id for n in resolved.values() if n.spec.type == "output"}
+    names: dict[str, str] = {}
+    for node_id in sorted(outputs):
+        name = resolved[node_id].spec.config.get("name", "")
+        if name in names:
+            message = (
+                f"output nodes '{names[name]}' and '{node_id}' both publish '{name}': "
+                "give each output a name of its own"
+            )
+            issues.append(Issue("duplicate_output", message, node=node_id))
+        names.setdefault(name, node_id)
     if resolved and not outputs and not any(i.code == "unknown_node_type" for i in issues):
         message = "the flow has no output node, so a run would return nothing: add an 'output' node"
         issues.append(Issue("no_output", message))

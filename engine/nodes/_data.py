@@ -49,7 +49,9 @@ class DataPut(NodeType):
             raise NodeError("no key: set config.key or connect the key input")
         operation = config.get("operation", "set")
         value = inputs["value"]
-        if operation == "increment" and not isinstance(value, int | float):
+        if operation == "increment" and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
             raise NodeError(f"increment needs a number, got {type(value).__name__}")
         record = await _store(ctx).write(operation, config["collection"], str(key), value)
         await self.after_write()

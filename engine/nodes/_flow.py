@@ -7,7 +7,9 @@ again. The documents of referenced flows are pinned when the parent run starts (
 `subflows`), so a run never changes under the flows it calls."""
 
 import asyncio
+import contextlib
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -58,6 +60,8 @@ def _deadline(seconds: float) -> float:
 
 def _subflow(ctx: NodeContext, flow_id: str) -> dict[str, Any]:
     subflows: Mapping[str, Any] = ctx.extra.get("subflows", {})
+    with contextlib.suppress(ValueError):
+        flow_id = str(uuid.UUID(flow_id))  # pinned under its canonical spelling
     document = subflows.get(flow_id)
     if document is None:
         raise NodeError(f"flow {flow_id} was not pinned for this run: is it in this workspace?")

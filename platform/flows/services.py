@@ -160,6 +160,7 @@ def run_start(
             workspace=wctx.workspace, caller=caller, idempotency_key=idempotency_key
         ).first()
         if existing is not None:
+            _check_same_request(existing, flow_id, inputs, version_hash_)
             return existing, False
     flow = flow_get(wctx=wctx, flow_id=flow_id)
     if version_hash_:
@@ -254,7 +255,9 @@ def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]
         for node in doc.get("nodes", []):
             if node.get("type") not in _CALLS_FLOWS:
                 continue
-            flow_id = str(node.get("config", {}).get("flow_id", ""))
+            raw_id = str(node.get("config", {}).get("flow_id", ""))
+            flow_uuid = _uuid_or_none(raw_id)
+            flow_id = str(flow_uuid) if flow_uuid else raw_id  # one spelling per flow
             if flow_id in path:
                 raise InvalidInput(
                     f"Node '{node['id']}' calls flow {flow_id}, which is already running "
@@ -264,7 +267,6 @@ def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]
                 )
             if flow_id in pinned:
                 continue
-            flow_uuid = _uuid_or_none(flow_id)
             flow = (
                 Flow.objects.filter(workspace_id=workspace_id, id=flow_uuid)
                 .select_related("current_version")
@@ -291,6 +293,23 @@ def _uuid_or_none(value: str) -> UUID | None:
         return UUID(value)
     except ValueError:
         return None
+
+
+def _check_same_request(
+    run: Run, flow_id: UUID, inputs: dict[str, Any], version: str | None
+) -> None:
+    """A retried start must be the same request; the same key for another one is a bug in
+    the caller, not a retry."""
+    if (
+        run.flow_id != flow_id
+        or run.inputs != inputs
+        or (version is not None and run.flow_version.hash != version)
+    ):
+        raise Conflict(
+            "This Idempotency-Key was already used to start a different run (another flow, "
+            "version or inputs). Use a new key for a new run.",
+            code="idempotency_key_reused",
+        )
 
 
 def _meta(run: Run, subflows: dict[str, Any]) -> dict[str, Any]:

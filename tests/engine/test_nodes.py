@@ -248,3 +248,27 @@ def test_merge_all_keeps_positions_when_a_branch_has_no_value() -> None:
     result = run(nodes, edges, {"x": {"a": 1, "b": 2}})
     assert result.outputs == {"parts": [1, None, 2]}
     assert result.status == "failed"  # the failed branch is still reported
+
+
+def test_values_are_checked_against_the_input_port_type() -> None:
+    nodes = [
+        inp(("n", "number")),
+        {"id": "wrap", "type": "transform", "config": {"expression": "{v: @}"}},
+        {"id": "each", "type": "output", "config": {"name": "count", "type": "list"}},
+        {"id": "txt", "type": "template", "config": {"template": "{{ n }}"}},
+        out("text", "o2"),
+    ]
+    edges = [
+        ("inp.n", "wrap.data"),
+        ("wrap.result", "each.value"),
+        ("inp.n", "txt.n"),
+        ("txt.text", "o2.value"),
+    ]
+    result = run(nodes, edges, {"n": 3})
+    assert result.nodes["each"].status == "failed"
+    assert result.nodes["each"].error == "each.value expected list, got object (from wrap.result)"
+    assert result.outputs == {"text": "3"}  # a number into text is fine
+
+    with pytest.raises(FlowInvalid) as caught:
+        run(nodes, edges, {"n": "three"})
+    assert [i.message for i in caught.value.issues] == ["input 'n' expected number, got text"]

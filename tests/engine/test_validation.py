@@ -141,3 +141,12 @@ def test_parse_flow_raises_with_every_error() -> None:
     with pytest.raises(FlowInvalid) as caught:
         parse_flow(flow([{"id": "x", "type": "nope"}, OUTPUT], []))
     assert {i.code for i in caught.value.issues} == {"unknown_node_type", "missing_input"}
+
+
+def test_two_outputs_with_one_name() -> None:
+    doc = flow(
+        [INPUT, OUTPUT, {**OUTPUT, "id": "out2"}], [("inp.q", "out.value"), ("inp.q", "out2.value")]
+    )
+    [(code, node, _, message)] = errors(doc)
+    assert (code, node) == ("duplicate_output", "out2")
+    assert "both publish 'answer'" in message

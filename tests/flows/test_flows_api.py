@@ -399,3 +399,24 @@ def test_the_network_allow_list_refuses_what_the_installation_does_not_allow(
     fields = response.json()["fields"]
     assert set(fields) == {"http_allow.1", "http_allow.2"}
     assert "outside the networks this installation lets workspaces reach" in fields["http_allow.1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idempotency_key_cannot_start_a_different_run(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    url = f"{base(org)}/flows/{flow_id}/runs"
+    headers = {"Idempotency-Key": "k-1"}
+    assert (
+        client.post(
+            url, {"inputs": {"name": "a"}}, content_type="application/json", headers=headers
+        ).status_code
+        == 201
+    )
+    other = client.post(
+        url, {"inputs": {"name": "b"}}, content_type="application/json", headers=headers
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
