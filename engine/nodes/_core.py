@@ -15,8 +15,30 @@ from .._registry import NodeContext, NodeError, NodeType, Port
 
 _PORT_TYPES = [t.value for t in PortType if t not in (PortType.STREAM, PortType.SECRET_REF)]
 _FIELD_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}
-_JINJA = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _MAX_TEMPLATE_OUTPUT = 1_000_000
+_MAX_OPERAND = 100_000  # longest string or list `*` may build, largest `**` exponent
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, where `*` cannot build huge strings or lists and `**`
+    cannot build huge numbers (templates run in workflow code: they must stay cheap)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if repeats and len(seq) * times > _MAX_OPERAND:
+                    raise jinja2.sandbox.SecurityError(
+                        f"repeating a sequence past {_MAX_OPERAND} items is not allowed"
+                    )
+        elif isinstance(right, int | float) and abs(right) > 1000:
+            raise jinja2.sandbox.SecurityError("exponents above 1000 are not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 class FlowInput(NodeType):
@@ -143,12 +165,19 @@ class Template(NodeType):
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:
+        chunks: list[str] = []
+        size = 0
         try:
-            text = _JINJA.from_string(config["template"]).render(**inputs)
+            # Rendered piece by piece, so an oversized output stops early instead of being
+            # built whole first.
+            for chunk in _JINJA.from_string(config["template"]).generate(**inputs):
+                size += len(chunk)
+                if size > _MAX_TEMPLATE_OUTPUT:
+                    raise NodeError(f"template output exceeds {_MAX_TEMPLATE_OUTPUT} characters")
+                chunks.append(chunk)
         except jinja2.TemplateError as exc:
             raise NodeError(f"template error: {exc}") from None
-        if len(text) > _MAX_TEMPLATE_OUTPUT:
-            raise NodeError(f"template output exceeds {_MAX_TEMPLATE_OUTPUT} characters")
+        text = "".join(chunks)
         return {"text": text}
 
 

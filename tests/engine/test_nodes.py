@@ -3,6 +3,7 @@
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,24 @@ def test_values_are_checked_against_the_input_port_type() -> None:
     with pytest.raises(FlowInvalid) as caught:
         run(nodes, edges, {"n": "three"})
     assert [i.message for i in caught.value.issues] == ["input 'n' expected number, got text"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 'x' * 200000000 }}", "repeating a sequence past"),
+        ("{{ [1] * 10000000 }}", "repeating a sequence past"),
+        ("{{ 9 ** 99999999 }}", "exponents above 1000"),
+        ("{% for i in range(2000) %}{{ 'y' * 1000 }}{% endfor %}", "output exceeds"),
+    ],
+)
+def test_templates_cannot_build_huge_values(template: str, message: str) -> None:
+    started = time.monotonic()
+    result = run(
+        [{"id": "t", "type": "template", "config": {"template": template}}, out("text")],
+        [("t.text", "out.value")],
+        {},
+    )
+    assert result.status == "failed"
+    assert message in (result.nodes["t"].error or "")
+    assert time.monotonic() - started < 2  # refused, not computed
