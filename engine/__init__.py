@@ -13,6 +13,7 @@ from ._durable import (
     RUN_WORKFLOW,
     enqueue_run_sql,
     fork_step,
+    plan_flow,
     step_order,
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
@@ -87,6 +88,7 @@ __all__ = [
     "node_types",
     "parse_flow",
     "plan",
+    "plan_flow",
     "plan_nodes",
     "read_events",
     "recover_executor_runs",

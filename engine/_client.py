@@ -4,7 +4,6 @@ The client is created lazily and does not retry lost connections, so a database 
 fails a request at once instead of hanging it."""
 
 import threading
-from typing import Any
 
 from dbos import DBOSClient
 
@@ -45,16 +44,6 @@ class EngineClient:
         """A new run that replays `run_id` up to `start_step` and runs the rest again."""
         handle = self._dbos().fork_workflow(run_id, start_step, queue_name=RUN_QUEUE)
         return str(handle.get_workflow_id())
-
-    def node_steps(self, run_id: str) -> dict[str, int]:
-        """Step id of each node of a run that has run as a step (nodes with an effect)."""
-        steps: list[Any] = self._dbos().list_workflow_steps(run_id, load_output=False)
-        found: dict[str, int] = {}
-        for step in steps:
-            name = str(step["function_name"])
-            if name.startswith("node:"):
-                found[name.removeprefix("node:")] = int(step["function_id"])
-        return found
 
     def close(self) -> None:
         with self._lock:

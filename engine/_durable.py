@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ._document import FlowDocument
 from ._events import Event
-from ._planner import topological_order
+from ._planner import Plan, plan, topological_order
 from ._registry import Effect, NodeContext, NodeError, node_type
 from ._runtime import RunResult, run_flow
 from ._store import PostgresEventStore
@@ -300,6 +300,12 @@ def _graph(
     for edge in parsed.edges:
         graph[edge.source_ref.node].add(edge.target_ref.node)
     return nodes, graph
+
+
+def plan_flow(document: Mapping[str, Any]) -> Plan:
+    """The series-parallel plan of a valid flow (what runs after what, what in parallel)."""
+    _, graph = _graph(document)
+    return plan(graph)
 
 
 def step_order(document: Mapping[str, Any]) -> list[str]:

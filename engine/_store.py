@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS fireflow.executor (
     taken_over_at  timestamptz
 );
 ALTER TABLE fireflow.executor ADD COLUMN IF NOT EXISTS recovered_at timestamptz;
-DROP TABLE IF EXISTS fireflow.node_execution;
 -- The workspace data store (data_put / data_query nodes).
 CREATE TABLE IF NOT EXISTS fireflow.data_record (
     workspace_id text        NOT NULL,

@@ -65,9 +65,11 @@ def network_put(request: HttpRequest, payload: NetworkPolicyIn) -> dict[str, Any
 def flow_validate(request: HttpRequest, payload: ValidateIn) -> dict[str, Any]:
     workspace_ctx(request)
     issues = engine.validate_flow(payload.document)
+    valid = not any(i.severity == "error" for i in issues)
     return {
-        "valid": not any(i.severity == "error" for i in issues),
+        "valid": valid,
         "issues": [i.to_json() for i in issues],
+        "plan": engine.plan_flow(payload.document).to_json() if valid else None,
     }
 
 

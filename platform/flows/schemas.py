@@ -28,6 +28,11 @@ class ValidateIn(Schema):
 class ValidateOut(Schema):
     valid: bool
     issues: list[IssueOut]
+    plan: Any = Field(
+        None,
+        description="when valid: the series-parallel plan, e.g. {'series': ['a', "
+        "{'parallel': ['b', 'c']}, 'd']}; {'dag': [...]} when the graph is not series-parallel",
+    )
 
 
 class FlowIn(Schema):

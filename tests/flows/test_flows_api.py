@@ -420,3 +420,15 @@ def test_an_idempotency_key_cannot_start_a_different_run(
     )
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
+
+
+@pytest.mark.django_db
+def test_validation_returns_the_plan_of_a_valid_flow(org: OrgFixture, client_for: Any) -> None:
+    checked = (
+        client_for(org.owner)
+        .post(
+            f"{base(org)}/flows/validate", {"document": GREETING}, content_type="application/json"
+        )
+        .json()
+    )
+    assert checked == {"valid": True, "issues": [], "plan": {"series": ["inp", "greet", "out"]}}

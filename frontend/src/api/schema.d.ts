@@ -1430,6 +1430,11 @@ export interface components {
         ValidateOut: {
             /** Issues */
             issues: components["schemas"]["IssueOut"][];
+            /**
+             * Plan
+             * @description when valid: the series-parallel plan, e.g. {'series': ['a', {'parallel': ['b', 'c']}, 'd']}; {'dag': [...]} when the graph is not series-parallel
+             */
+            plan?: unknown;
             /** Valid */
             valid: boolean;
         };
