@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from ._document import FlowDocument
 from ._events import Event
 from ._planner import Plan, plan, topological_order
-from ._registry import Effect, NodeContext, NodeError, node_type
+from ._registry import Effect, NodeContext, NodeError, PolicySource, node_type
 from ._runtime import RunResult, run_flow
 from ._store import PostgresEventStore
 from ._validate import ResolvedNode, parse_flow, resolve_nodes
@@ -47,6 +47,7 @@ MAX_RECOVERY_ATTEMPTS = 5
 @dataclass
 class _WorkerState:
     store: PostgresEventStore
+    policy: PolicySource | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
     opening: "asyncio.Future[None] | None" = None
 
@@ -54,10 +55,11 @@ class _WorkerState:
 _state: _WorkerState | None = None
 
 
-def configure_event_store(conninfo: str) -> None:
-    """Where this worker's runs write their events (called once by the worker)."""
+def configure_event_store(conninfo: str, policy: PolicySource | None = None) -> None:
+    """Where this worker's runs write their events, and where it reads the platform's rules
+    (called once by the worker)."""
     global _state  # noqa: PLW0603 (one event store per worker process)
-    _state = _WorkerState(store=PostgresEventStore(conninfo))
+    _state = _WorkerState(store=PostgresEventStore(conninfo), policy=policy)
 
 
 async def _store() -> PostgresEventStore:
@@ -228,6 +230,10 @@ async def _execute_node_step(
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
     store = await _store()
+    if _state is not None and _state.policy is not None and meta.get("workspace"):
+        # The rules as they are now, not as they were when the run (or its original, for a
+        # fork) was queued.
+        meta = {**meta, "http_allow": await _state.policy.http_allow(str(meta["workspace"]))}
     ctx = NodeContext(
         run_id=run_id,
         node_id=node["id"],

@@ -64,6 +64,15 @@ class WorkspaceData(Protocol):
         ...
 
 
+class PolicySource(Protocol):
+    """Port: the platform's current rules for a workspace, read when a node runs (not when
+    the run was queued), so a rule tightened since applies to runs in flight and to forks."""
+
+    async def http_allow(self, workspace_id: str) -> list[str]:
+        """The workspace's allow list for the HTTP node."""
+        ...
+
+
 class ChildRuns(Protocol):
     """Port: child runs of a run, each a run of its own with a deterministic id."""
 

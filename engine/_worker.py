@@ -15,6 +15,7 @@ import psycopg
 from dbos import DBOS, DBOSConfig
 
 from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
+from ._registry import PolicySource
 from ._store import migrate
 
 log = logging.getLogger("fireflow.worker")
@@ -30,6 +31,8 @@ class WorkerConfig:
     dead_after_sec: float = 15.0
     # Modules to import for extra node types (plugins; tests use it for their own nodes).
     node_modules: list[str] = field(default_factory=list)
+    # The platform's adapter for its rules (allow lists, later node policies).
+    policy: PolicySource | None = None
 
 
 def recover_executor_runs(dead_executor_id: str) -> int:
@@ -88,7 +91,7 @@ def run_worker(config: WorkerConfig) -> None:
     for module in config.node_modules:
         importlib.import_module(module)
     migrate(config.database_url)
-    configure_event_store(config.database_url)
+    configure_event_store(config.database_url, config.policy)
     dbos_config: DBOSConfig = {
         "name": "fireflow",
         "system_database_url": config.database_url,

@@ -115,13 +115,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    from flows.adapters import WorkspacePolicy
+
     modules = [m for m in os.environ.get("FIREFLOW_NODE_MODULES", "").split(",") if m]
+    database_url = ensure_database()
     engine.run_worker(
         engine.WorkerConfig(
-            database_url=ensure_database(),
+            database_url=database_url,
             executor_id=args.executor_id,
             concurrency=args.concurrency,
             node_modules=modules,
+            policy=WorkspacePolicy(database_url),
         )
     )
     return 0

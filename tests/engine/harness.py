@@ -73,7 +73,11 @@ def _kill_survivors() -> None:
 
 
 class Worker:
-    def __init__(self, url: str, executor_id: str, dead_after: float = 15.0) -> None:
+    def __init__(
+        self, url: str, executor_id: str, dead_after: float = 15.0, *, platform: bool = False
+    ) -> None:
+        """An engine worker; `platform=True` runs `fireflow worker` instead, with the
+        platform's adapters wired in (and the test node types as a plugin)."""
         STARTED.append(self)
         self.url = url
         self.executor_id = executor_id
@@ -82,8 +86,16 @@ class Worker:
             "FIREFLOW_TEST_LEDGER_URL": url,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
+        command = [sys.executable, str(WORKER_MAIN), url, executor_id, str(dead_after)]
+        if platform:
+            env.update(
+                DATABASE_URL=url,
+                FIREFLOW_NODE_MODULES="tests.engine.plugin_nodes",
+                LOG_LEVEL="WARNING",
+            )
+            command = [sys.executable, "-m", "fireflow.cli", "worker", "--executor-id", executor_id]
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER_MAIN), url, executor_id, str(dead_after)],
+            command,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ def engine_worker(django_db_setup: None, django_db_blocker: pytest.FixtureReques
         conn.execute(LEDGER_DDL)
     from flows import engine_bridge
 
-    worker = Worker(url, f"api-tests-{os.getpid()}")
+    worker = Worker(url, f"api-tests-{os.getpid()}", platform=True)  # as `fireflow worker`
     yield url
     worker.stop()
     engine_bridge.client().close()  # let the test database be dropped

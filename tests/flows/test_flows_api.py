@@ -432,3 +432,48 @@ def test_validation_returns_the_plan_of_a_valid_flow(org: OrgFixture, client_for
         .json()
     )
     assert checked == {"valid": True, "issues": [], "plan": {"series": ["inp", "greet", "out"]}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_removed_allow_list_entry_holds_for_forks_of_older_runs(
+    engine_worker: str, org: OrgFixture, client_for: Any, live_server: Any
+) -> None:
+    """The worker reads the allow list when the node runs, not when the run was queued: a
+    fork of a run made while the host was allowed cannot reach it any more."""
+    port = live_server.url.rsplit(":", 1)[1]
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "inp", "type": "input", "config": {"fields": [{"name": "x", "type": "text"}]}},
+            {"id": "first", "type": "test_ledger", "config": {}},
+            {
+                "id": "ping",
+                "type": "http_request",
+                "config": {"url": f"{live_server.url}/api/health", "timeout_seconds": 5},
+            },
+            {"id": "out", "type": "output", "config": {"name": "health"}},
+        ],
+        "edges": [
+            {"from": "inp.x", "to": "first.value"},
+            {"from": "first.value", "to": "ping.body"},
+            {"from": "ping.body", "to": "out.value"},
+        ],
+    }
+    owner = client_for(org.owner)
+    network = f"{base(org)}/network"
+    owner.put(network, {"http_allow": [f"127.0.0.1:{port}"]}, content_type="application/json")
+    flow_id = create_flow(owner, org, document)
+    run = owner.post(
+        f"{base(org)}/flows/{flow_id}/runs",
+        {"inputs": {"x": "{}"}},
+        content_type="application/json",
+    ).json()
+    assert wait_run(owner, org, run["id"])["status"] == "completed"
+
+    owner.put(network, {"http_allow": []}, content_type="application/json")
+    fork = owner.post(
+        f"{base(org)}/runs/{run['id']}/fork", {"node": "ping"}, content_type="application/json"
+    ).json()
+    done = wait_run(owner, org, fork["id"])
+    assert done["status"] == "failed"
+    assert "a loopback address" in done["error"]
