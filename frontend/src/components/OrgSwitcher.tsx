@@ -4,9 +4,9 @@ import { api, call, type Me, type Org } from "../api/client";
 import { homeSection } from "../lib/permissions";
 import { useAuth } from "../lib/auth";
 import { useSubmit } from "../lib/hooks";
-import { slugify } from "../pages/Signup";
+import { useNameAndSlug } from "../lib/slug";
 import { Icon } from "./icons";
-import { Alert, Button, Dialog, TextField } from "./ui";
+import { FormDialog, TextField } from "./ui";
 
 export function OrgSwitcher({ me, current }: { me: Me; current: Org }) {
   const [open, setOpen] = useState(false);
@@ -89,9 +89,7 @@ export function OrgSwitcher({ me, current }: { me: Me; current: Org }) {
 function CreateOrgDialog({ onClose }: { onClose: () => void }) {
   const { refresh } = useAuth();
   const navigate = useNavigate();
-  const [name, setName] = useState("");
-  const [slug, setSlug] = useState("");
-  const [slugEdited, setSlugEdited] = useState(false);
+  const { name, slug, setName, setSlug } = useNameAndSlug();
   const submit = useSubmit(["name", "slug"]);
 
   const onSubmit = async (event: FormEvent) => {
@@ -105,41 +103,31 @@ function CreateOrgDialog({ onClose }: { onClose: () => void }) {
   };
 
   return (
-    <Dialog title="Create organisation" description="You will be its owner." onClose={onClose}>
-      <form className="stack" onSubmit={onSubmit} noValidate aria-label="Create organisation">
-        {submit.error ? <Alert>{submit.error}</Alert> : null}
-        <TextField
-          label="Name"
-          name="name"
-          required
-          value={name}
-          onChange={(e) => {
-            setName(e.target.value);
-            if (!slugEdited) setSlug(slugify(e.target.value));
-          }}
-          error={submit.fields.name}
-        />
-        <TextField
-          label="URL slug"
-          name="slug"
-          required
-          value={slug}
-          onChange={(e) => {
-            setSlug(e.target.value.toLowerCase());
-            setSlugEdited(e.target.value !== "");
-          }}
-          error={submit.fields.slug}
-          hint="Lowercase letters, digits and hyphens."
-        />
-        <div className="form-actions">
-          <Button variant="ghost" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="primary" busy={submit.busy}>
-            Create
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog
+      title="Create organisation"
+      description="You will be its owner."
+      onClose={onClose}
+      onSubmit={onSubmit}
+      submit={submit}
+      submitLabel="Create"
+    >
+      <TextField
+        label="Name"
+        name="name"
+        required
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        error={submit.fields.name}
+      />
+      <TextField
+        label="URL slug"
+        name="slug"
+        required
+        value={slug}
+        onChange={(e) => setSlug(e.target.value)}
+        error={submit.fields.slug}
+        hint="Lowercase letters, digits and hyphens."
+      />
+    </FormDialog>
   );
 }

@@ -5,10 +5,12 @@ import {
   useRef,
   useState,
   type ButtonHTMLAttributes,
+  type FormEvent,
   type InputHTMLAttributes,
   type ReactNode,
   type SelectHTMLAttributes,
 } from "react";
+import type { Submit } from "../lib/hooks";
 
 type Variant = "default" | "primary" | "danger" | "ghost" | "danger-ghost";
 
@@ -180,6 +182,38 @@ export function initials(nameOrEmail: string): string {
   return ((parts[0]?.[0] ?? "?") + (parts[1]?.[0] ?? "")).toUpperCase();
 }
 
+/** A person in a table cell: avatar initials, name (marked "(you)" for the viewer) and email. */
+export function PersonCell({ user, isMe }: { user: { name: string | null; email: string }; isMe: boolean }) {
+  const label = user.name || user.email;
+  return (
+    <div className="cell-person">
+      <span className="avatar" aria-hidden="true">
+        {initials(label)}
+      </span>
+      <div>
+        <div>
+          {label}
+          {isMe ? <span className="muted"> (you)</span> : null}
+        </div>
+        <div className="sub">{user.email}</div>
+      </div>
+    </div>
+  );
+}
+
+/** `<option>`s for roles, each shown capitalised ("owner" -> "Owner"). */
+export function RoleOptions({ roles }: { roles: readonly string[] }) {
+  return (
+    <>
+      {roles.map((r) => (
+        <option key={r} value={r}>
+          {r[0]!.toUpperCase() + r.slice(1)}
+        </option>
+      ))}
+    </>
+  );
+}
+
 /** A modal dialog: focus moves in, Escape closes, focus returns to the opener. */
 export function Dialog({
   title,
@@ -279,6 +313,47 @@ export function ConfirmDialog({
       }
     >
       {error ? <Alert>{error}</Alert> : null}
+    </Dialog>
+  );
+}
+
+/**
+ * A dialog holding one form: the server's error on top, the fields, then Cancel and the submit
+ * button. The form is labelled by the dialog's title.
+ */
+export function FormDialog({
+  title,
+  description,
+  onClose,
+  onSubmit,
+  submit,
+  submitLabel,
+  submitDisabled,
+  children,
+}: {
+  title: string;
+  description?: ReactNode;
+  onClose: () => void;
+  onSubmit: (event: FormEvent) => void;
+  submit: Pick<Submit, "busy" | "error">;
+  submitLabel: ReactNode;
+  submitDisabled?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <Dialog title={title} description={description} onClose={onClose}>
+      <form className="stack" onSubmit={onSubmit} noValidate aria-label={title}>
+        {submit.error ? <Alert>{submit.error}</Alert> : null}
+        {children}
+        <div className="form-actions">
+          <Button variant="ghost" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="primary" busy={submit.busy} disabled={submitDisabled}>
+            {submitLabel}
+          </Button>
+        </div>
+      </form>
     </Dialog>
   );
 }

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, call } from "../api/client";
+import { NameField, NewPasswordField } from "../components/fields";
 import { Alert, Button, RoleBadge, Spinner, TextField, formatDate } from "../components/ui";
 import { useAuth } from "../lib/auth";
 import { useAsync, useSubmit } from "../lib/hooks";
@@ -117,25 +118,11 @@ export function AcceptInvitationPage() {
       <form className="stack" onSubmit={createAccount} noValidate aria-label="Create your account">
         {submit.error ? <Alert testId="form-error">{submit.error}</Alert> : null}
         <TextField label="Email" name="email" value={invitation.email} disabled readOnly />
-        <TextField
-          label="Your name"
-          name="name"
-          autoComplete="name"
-          required
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          error={submit.fields.name}
-        />
-        <TextField
-          label="Password"
-          name="password"
-          type="password"
-          autoComplete="new-password"
-          required
+        <NameField value={name} onChange={(e) => setName(e.target.value)} error={submit.fields.name} />
+        <NewPasswordField
           value={password}
           onChange={(e) => setPassword(e.target.value)}
           error={submit.fields.password}
-          hint="At least 10 characters; not a common password."
         />
         <Button type="submit" variant="primary" block busy={submit.busy}>
           Create account and join

@@ -1,5 +1,6 @@
-import { useMemo, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { api, call, type ApiKey, type ApiKeyCreated } from "../api/client";
+import { PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
 import {
   Alert,
@@ -9,36 +10,26 @@ import {
   CopyField,
   Dialog,
   EmptyState,
+  FormDialog,
   PageHeader,
   RoleBadge,
+  RoleOptions,
   SelectField,
-  Spinner,
   TextField,
   formatDate,
   relativeTime,
 } from "../components/ui";
-import { useAsync, usePaged, useSubmit } from "../lib/hooks";
+import { usePaged, useSubmit } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { isManager, keyOrgRoles, keyWorkspaceRoles } from "../lib/permissions";
+import { useWorkspaceNames } from "../lib/workspaces";
 
 export function ApiKeysPage() {
   const { org, role } = useOrg();
   const toast = useToast();
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
-  const workspaces = useAsync(
-    () =>
-      call(() =>
-        api.GET("/api/orgs/{org_slug}/workspaces", {
-          params: { path: { org_slug: org.slug }, query: { include_archived: true, page_size: 200 } },
-        }),
-      ),
-    [org.slug],
-  );
-  const workspaceNames = useMemo(
-    () => new Map((workspaces.data?.results ?? []).map((w) => [w.id, w.name])),
-    [workspaces.data],
-  );
+  const { workspaces, names: workspaceNames } = useWorkspaceNames(org.slug, { includeArchived: true });
   const list = usePaged(
     (cursor) =>
       call(() =>
@@ -65,85 +56,55 @@ export function ApiKeysPage() {
         }
       />
       <section className="card" aria-label="API keys">
-        {list.error ? (
-          <div className="card-body">
-            <Alert>{list.error.detail}</Alert>
-          </div>
-        ) : list.loading ? (
-          <Spinner />
-        ) : list.items.length === 0 ? (
-          <EmptyState title="No API keys">Create one to call the FireFlow API from a program.</EmptyState>
-        ) : (
-          <div className="table-wrap">
-            <table className="table table-dense">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Scope</th>
-                  <th>Role cap</th>
-                  {isManager(role) ? <th>Owner</th> : null}
-                  <th>Created</th>
-                  <th>Last used</th>
-                  <th>Status</th>
-                  <th className="actions">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.items.map((key) => (
-                  <tr key={key.id} className={key.revoked ? "is-dim" : undefined} data-testid="api-key-row">
-                    <td>
-                      <strong className="nowrap">{key.name}</strong>
-                      <div>
-                        <code className="muted">{key.prefix}…</code>
-                      </div>
-                    </td>
-                    <td>
-                      {key.workspace_id ? (
-                        <>Workspace: {workspaceNames.get(key.workspace_id) ?? "unknown"}</>
-                      ) : (
-                        "Organisation"
-                      )}
-                    </td>
-                    <td>
-                      <RoleBadge role={key.role} />
-                    </td>
-                    {isManager(role) ? <td className="small">{key.user_email}</td> : null}
-                    <td className="small nowrap">{formatDate(key.created_at)}</td>
-                    <td className="small nowrap" title={key.last_used_at ?? undefined}>
-                      {relativeTime(key.last_used_at)}
-                    </td>
-                    <td>{key.revoked ? <Badge tone="danger">Revoked</Badge> : <Badge tone="success">Active</Badge>}</td>
-                    <td className="actions">
-                      {!key.revoked ? (
-                        <Button
-                          size="sm"
-                          variant="danger-ghost"
-                          onClick={() => setRevoking(key)}
-                          aria-label={`Revoke ${key.name}`}
-                        >
-                          Revoke
-                        </Button>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {list.hasMore ? (
-              <div className="table-foot">
-                <Button onClick={list.loadMore} busy={list.loadingMore}>
-                  Load more
-                </Button>
-              </div>
-            ) : null}
-          </div>
-        )}
+        <PagedTable
+          list={list}
+          empty={<EmptyState title="No API keys">Create one to call the FireFlow API from a program.</EmptyState>}
+          className="table table-dense"
+          columns={["Name", "Scope", "Role cap", isManager(role) && "Owner", "Created", "Last used", "Status"]}
+          actions
+          row={(key) => (
+            <tr key={key.id} className={key.revoked ? "is-dim" : undefined} data-testid="api-key-row">
+              <td>
+                <strong className="nowrap">{key.name}</strong>
+                <div>
+                  <code className="muted">{key.prefix}…</code>
+                </div>
+              </td>
+              <td>
+                {key.workspace_id ? (
+                  <>Workspace: {workspaceNames.get(key.workspace_id) ?? "unknown"}</>
+                ) : (
+                  "Organisation"
+                )}
+              </td>
+              <td>
+                <RoleBadge role={key.role} />
+              </td>
+              {isManager(role) ? <td className="small">{key.user_email}</td> : null}
+              <td className="small nowrap">{formatDate(key.created_at)}</td>
+              <td className="small nowrap" title={key.last_used_at ?? undefined}>
+                {relativeTime(key.last_used_at)}
+              </td>
+              <td>{key.revoked ? <Badge tone="danger">Revoked</Badge> : <Badge tone="success">Active</Badge>}</td>
+              <td className="actions">
+                {!key.revoked ? (
+                  <Button
+                    size="sm"
+                    variant="danger-ghost"
+                    onClick={() => setRevoking(key)}
+                    aria-label={`Revoke ${key.name}`}
+                  >
+                    Revoke
+                  </Button>
+                ) : null}
+              </td>
+            </tr>
+          )}
+        />
       </section>
       {creating ? (
         <CreateKeyDialog
-          workspaces={(workspaces.data?.results ?? []).filter((w) => !w.archived && w.role)}
+          workspaces={workspaces.filter((w) => !w.archived && w.role)}
           onCreated={() => list.reload()}
           onClose={() => setCreating(false)}
         />
@@ -235,55 +196,48 @@ function CreateKeyDialog({
   }
 
   return (
-    <Dialog title="Create API key" description="The key acts for you, never above your own role." onClose={onClose}>
-      <form className="stack" onSubmit={onSubmit} noValidate aria-label="Create API key">
-        {submit.error ? <Alert>{submit.error}</Alert> : null}
-        <TextField
-          label="Name"
-          name="name"
-          required
-          placeholder="CI deploy"
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          error={submit.fields.name}
-        />
-        <SelectField
-          label="Scope"
-          name="workspace_id"
-          value={scope}
-          onChange={(e) => setScope(e.target.value)}
-          error={submit.fields.workspace_id}
-        >
-          <option value="">Whole organisation</option>
-          {workspaces.map((w) => (
-            <option key={w.id} value={w.id}>
-              Workspace: {w.name}
-            </option>
-          ))}
-        </SelectField>
-        <SelectField
-          label="Role cap"
-          name="role"
-          value={chosenRole}
-          onChange={(e) => setRole(e.target.value)}
-          error={submit.fields.role}
-          hint={workspace ? "A workspace role on this workspace." : "An organisation role."}
-        >
-          {roles.map((r) => (
-            <option key={r} value={r}>
-              {r[0]!.toUpperCase() + r.slice(1)}
-            </option>
-          ))}
-        </SelectField>
-        <div className="form-actions">
-          <Button variant="ghost" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="primary" busy={submit.busy} disabled={!chosenRole}>
-            Create key
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog
+      title="Create API key"
+      description="The key acts for you, never above your own role."
+      onClose={onClose}
+      onSubmit={onSubmit}
+      submit={submit}
+      submitLabel="Create key"
+      submitDisabled={!chosenRole}
+    >
+      <TextField
+        label="Name"
+        name="name"
+        required
+        placeholder="CI deploy"
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        error={submit.fields.name}
+      />
+      <SelectField
+        label="Scope"
+        name="workspace_id"
+        value={scope}
+        onChange={(e) => setScope(e.target.value)}
+        error={submit.fields.workspace_id}
+      >
+        <option value="">Whole organisation</option>
+        {workspaces.map((w) => (
+          <option key={w.id} value={w.id}>
+            Workspace: {w.name}
+          </option>
+        ))}
+      </SelectField>
+      <SelectField
+        label="Role cap"
+        name="role"
+        value={chosenRole}
+        onChange={(e) => setRole(e.target.value)}
+        error={submit.fields.role}
+        hint={workspace ? "A workspace role on this workspace." : "An organisation role."}
+      >
+        <RoleOptions roles={roles} />
+      </SelectField>
+    </FormDialog>
   );
 }

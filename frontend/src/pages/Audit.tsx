@@ -1,8 +1,10 @@
-import { useMemo, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { api, call, type AuditEvent } from "../api/client";
-import { Alert, Button, EmptyState, PageHeader, SelectField, Spinner, TextField, formatDate } from "../components/ui";
+import { PagedTable } from "../components/DataTable";
+import { Button, EmptyState, PageHeader, SelectField, TextField, formatDate } from "../components/ui";
 import { useAsync, usePaged } from "../lib/hooks";
 import { useOrg } from "../lib/org";
+import { useWorkspaceNames } from "../lib/workspaces";
 
 /** Actions the API records, grouped by family (the `action` filter takes either). */
 export const AUDIT_ACTIONS: Record<string, string[]> = {
@@ -58,19 +60,7 @@ export function AuditPage() {
       ),
     [org.slug],
   );
-  const workspaces = useAsync(
-    () =>
-      call(() =>
-        api.GET("/api/orgs/{org_slug}/workspaces", {
-          params: { path: { org_slug: org.slug }, query: { include_archived: true, page_size: 200 } },
-        }),
-      ),
-    [org.slug],
-  );
-  const workspaceNames = useMemo(
-    () => new Map((workspaces.data?.results ?? []).map((w) => [w.id, w.name])),
-    [workspaces.data],
-  );
+  const { workspaces, names: workspaceNames } = useWorkspaceNames(org.slug, { includeArchived: true });
   const list = usePaged(
     (cursor) =>
       call(() =>
@@ -133,7 +123,7 @@ export function AuditPage() {
               </SelectField>
               <SelectField label="Workspace" name="workspace_id" value={draft.workspace_id} onChange={set("workspace_id")}>
                 <option value="">Any workspace</option>
-                {workspaces.data?.results.map((w) => (
+                {workspaces.map((w) => (
                   <option key={w.id} value={w.id}>
                     {w.name}
                     {w.archived ? " (archived)" : ""}
@@ -163,43 +153,20 @@ export function AuditPage() {
         </div>
       </section>
       <section className="card" aria-label="Audit events">
-        {list.error ? (
-          <div className="card-body">
-            <Alert>{list.error.detail}</Alert>
-          </div>
-        ) : list.loading ? (
-          <Spinner />
-        ) : list.items.length === 0 ? (
-          <EmptyState title="No events">{filtered ? "Nothing matches these filters." : "Nothing has happened yet."}</EmptyState>
-        ) : (
-          <div className="table-wrap">
-            <table className="table table-dense" data-testid="audit-table">
-              <thead>
-                <tr>
-                  <th>When</th>
-                  <th>Who</th>
-                  <th>Action</th>
-                  <th>Target</th>
-                  <th>Details</th>
-                  <th>IP</th>
-                  <th>Request</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.items.map((event) => (
-                  <AuditRow key={event.id} event={event} workspaceName={workspaceNames.get(event.workspace_id ?? "")} />
-                ))}
-              </tbody>
-            </table>
-            {list.hasMore ? (
-              <div className="table-foot">
-                <Button onClick={list.loadMore} busy={list.loadingMore}>
-                  Load more
-                </Button>
-              </div>
-            ) : null}
-          </div>
-        )}
+        <PagedTable
+          list={list}
+          empty={
+            <EmptyState title="No events">
+              {filtered ? "Nothing matches these filters." : "Nothing has happened yet."}
+            </EmptyState>
+          }
+          className="table table-dense"
+          testId="audit-table"
+          columns={["When", "Who", "Action", "Target", "Details", "IP", "Request"]}
+          row={(event) => (
+            <AuditRow key={event.id} event={event} workspaceName={workspaceNames.get(event.workspace_id ?? "")} />
+          )}
+        />
       </section>
     </>
   );

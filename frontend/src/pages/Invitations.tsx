@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api, call, type Invitation, type InvitationCreated, type OrgRole, type WorkspaceRole } from "../api/client";
+import { PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
 import {
   Alert,
@@ -10,14 +11,15 @@ import {
   EmptyState,
   PageHeader,
   RoleBadge,
+  RoleOptions,
   SelectField,
-  Spinner,
   TextField,
   formatDate,
 } from "../components/ui";
-import { useAsync, usePaged, useSubmit } from "../lib/hooks";
+import { usePaged, useSubmit } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { ORG_ROLE_HELP, WORKSPACE_ROLES, assignableOrgRoles } from "../lib/permissions";
+import { useWorkspaceNames } from "../lib/workspaces";
 
 const STATUS_TONE: Record<string, string> = { open: "success", accepted: "muted", revoked: "danger", expired: "warn" };
 
@@ -27,17 +29,8 @@ export function InvitationsPage() {
   const [includeClosed, setIncludeClosed] = useState(false);
   const [revoking, setRevoking] = useState<Invitation | null>(null);
   const [created, setCreated] = useState<InvitationCreated | null>(null);
-  const workspaces = useAsync(
-    () =>
-      call(() =>
-        api.GET("/api/orgs/{org_slug}/workspaces", {
-          params: { path: { org_slug: org.slug }, query: { page_size: 200 } },
-        }),
-      ),
-    [org.slug],
-  );
-  const workspaceName = (id: string | null) =>
-    id ? (workspaces.data?.results.find((w) => w.id === id)?.name ?? "a workspace") : null;
+  const { workspaces, names } = useWorkspaceNames(org.slug);
+  const workspaceName = (id: string | null) => (id ? (names.get(id) ?? "a workspace") : null);
   const list = usePaged(
     (cursor) =>
       call(() =>
@@ -109,11 +102,7 @@ export function InvitationsPage() {
                 error={submit.fields.role}
                 hint={ORG_ROLE_HELP[inviteRole]}
               >
-                {roles.map((r) => (
-                  <option key={r} value={r}>
-                    {r[0]!.toUpperCase() + r.slice(1)}
-                  </option>
-                ))}
+                <RoleOptions roles={roles} />
               </SelectField>
               <SelectField
                 label="Workspace (optional)"
@@ -123,7 +112,7 @@ export function InvitationsPage() {
                 error={submit.fields.workspace_id}
               >
                 <option value="">No workspace</option>
-                {workspaces.data?.results.map((w) => (
+                {workspaces.map((w) => (
                   <option key={w.id} value={w.id}>
                     {w.name}
                   </option>
@@ -137,11 +126,7 @@ export function InvitationsPage() {
                 onChange={(e) => setWorkspaceRole(e.target.value as WorkspaceRole)}
                 error={submit.fields.workspace_role}
               >
-                {WORKSPACE_ROLES.map((r) => (
-                  <option key={r} value={r}>
-                    {r[0]!.toUpperCase() + r.slice(1)}
-                  </option>
-                ))}
+                <RoleOptions roles={WORKSPACE_ROLES} />
               </SelectField>
             </div>
             <div className="form-actions">
@@ -170,76 +155,48 @@ export function InvitationsPage() {
             Show accepted, revoked and expired
           </label>
         </div>
-        {list.error ? (
-          <div className="card-body">
-            <Alert>{list.error.detail}</Alert>
-          </div>
-        ) : list.loading ? (
-          <Spinner />
-        ) : list.items.length === 0 ? (
-          <EmptyState title="No invitations">Invitations you send appear here until they are accepted.</EmptyState>
-        ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>Email</th>
-                  <th>Role</th>
-                  <th>Workspace</th>
-                  <th>Invited by</th>
-                  <th>Expires</th>
-                  <th>Status</th>
-                  <th className="actions">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.items.map((inv) => (
-                  <tr key={inv.id} data-testid="invitation-row" className={inv.status !== "open" ? "is-dim" : undefined}>
-                    <td>{inv.email}</td>
-                    <td>
-                      <RoleBadge role={inv.role} />
-                    </td>
-                    <td>
-                      {inv.workspace_id ? (
-                        <>
-                          {workspaceName(inv.workspace_id)} <span className="muted">({inv.workspace_role})</span>
-                        </>
-                      ) : (
-                        <span className="muted">—</span>
-                      )}
-                    </td>
-                    <td>{inv.invited_by ?? "—"}</td>
-                    <td className="nowrap">{formatDate(inv.expires_at)}</td>
-                    <td>
-                      <Badge tone={STATUS_TONE[inv.status]}>{inv.status}</Badge>
-                    </td>
-                    <td className="actions">
-                      {inv.status === "open" ? (
-                        <Button
-                          size="sm"
-                          variant="danger-ghost"
-                          onClick={() => setRevoking(inv)}
-                          aria-label={`Revoke invitation for ${inv.email}`}
-                        >
-                          Revoke
-                        </Button>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {list.hasMore ? (
-              <div className="table-foot">
-                <Button onClick={list.loadMore} busy={list.loadingMore}>
-                  Load more
-                </Button>
-              </div>
-            ) : null}
-          </div>
-        )}
+        <PagedTable
+          list={list}
+          empty={
+            <EmptyState title="No invitations">Invitations you send appear here until they are accepted.</EmptyState>
+          }
+          columns={["Email", "Role", "Workspace", "Invited by", "Expires", "Status"]}
+          actions
+          row={(inv) => (
+            <tr key={inv.id} data-testid="invitation-row" className={inv.status !== "open" ? "is-dim" : undefined}>
+              <td>{inv.email}</td>
+              <td>
+                <RoleBadge role={inv.role} />
+              </td>
+              <td>
+                {inv.workspace_id ? (
+                  <>
+                    {workspaceName(inv.workspace_id)} <span className="muted">({inv.workspace_role})</span>
+                  </>
+                ) : (
+                  <span className="muted">—</span>
+                )}
+              </td>
+              <td>{inv.invited_by ?? "—"}</td>
+              <td className="nowrap">{formatDate(inv.expires_at)}</td>
+              <td>
+                <Badge tone={STATUS_TONE[inv.status]}>{inv.status}</Badge>
+              </td>
+              <td className="actions">
+                {inv.status === "open" ? (
+                  <Button
+                    size="sm"
+                    variant="danger-ghost"
+                    onClick={() => setRevoking(inv)}
+                    aria-label={`Revoke invitation for ${inv.email}`}
+                  >
+                    Revoke
+                  </Button>
+                ) : null}
+              </td>
+            </tr>
+          )}
+        />
       </section>
       {revoking ? (
         <ConfirmDialog

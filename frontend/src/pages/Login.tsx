@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, call } from "../api/client";
-import { Alert, Button, TextField } from "../components/ui";
+import { EmailField, PasswordField } from "../components/fields";
+import { Alert, Button } from "../components/ui";
 import { useAuth } from "../lib/auth";
 import { useSubmit } from "../lib/hooks";
 import { AuthLayout } from "./AuthLayout";
@@ -40,22 +41,8 @@ export function LoginPage() {
     >
       <form className="stack" onSubmit={onSubmit} noValidate aria-label="Log in">
         {submit.error ? <Alert testId="form-error">{submit.error}</Alert> : null}
-        <TextField
-          label="Email"
-          name="email"
-          type="email"
-          autoComplete="email"
-          required
-          value={email}
-          onChange={(e) => setEmail(e.target.value)}
-          error={submit.fields.email}
-        />
-        <TextField
-          label="Password"
-          name="password"
-          type="password"
-          autoComplete="current-password"
-          required
+        <EmailField value={email} onChange={(e) => setEmail(e.target.value)} error={submit.fields.email} />
+        <PasswordField
           value={password}
           onChange={(e) => setPassword(e.target.value)}
           error={submit.fields.password}

@@ -1,18 +1,9 @@
 import { useState } from "react";
 import { useNavigate } from "react-router";
 import { api, call, type Member, type OrgRole } from "../api/client";
+import { PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
-import {
-  Alert,
-  Button,
-  ConfirmDialog,
-  EmptyState,
-  PageHeader,
-  RoleBadge,
-  Spinner,
-  formatDate,
-  initials,
-} from "../components/ui";
+import { Button, ConfirmDialog, EmptyState, PageHeader, PersonCell, RoleBadge, RoleOptions, formatDate } from "../components/ui";
 import { useAuth } from "../lib/auth";
 import { usePaged } from "../lib/hooks";
 import { useOrg } from "../lib/org";
@@ -59,99 +50,56 @@ export function MembersPage() {
     <>
       <PageHeader title="Members" description={`People in ${org.name} and their organisation role.`} />
       <section className="card" aria-label="Members">
-        {list.error ? (
-          <div className="card-body">
-            <Alert>{list.error.detail}</Alert>
-          </div>
-        ) : list.loading ? (
-          <Spinner />
-        ) : list.items.length === 0 ? (
-          <EmptyState title="No members" />
-        ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>Member</th>
-                  <th>Role</th>
-                  <th>Joined</th>
-                  <th className="actions">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.items.map((member) => {
-                  const label = member.user.name || member.user.email;
-                  const editable = can.changeRoleOf(role, member.role);
-                  const options = assignableOrgRoles(role);
-                  return (
-                    <tr key={member.id} data-testid="member-row" data-email={member.user.email}>
-                      <td>
-                        <div className="cell-person">
-                          <span className="avatar" aria-hidden="true">
-                            {initials(label)}
-                          </span>
-                          <div>
-                            <div>
-                              {label}
-                              {isMe(member) ? <span className="muted"> (you)</span> : null}
-                            </div>
-                            <div className="sub">{member.user.email}</div>
-                          </div>
-                        </div>
-                      </td>
-                      <td>
-                        {editable ? (
-                          <select
-                            className="select select-sm"
-                            aria-label={`Role of ${member.user.email}`}
-                            value={member.role}
-                            disabled={saving === member.id}
-                            title={ORG_ROLE_HELP[member.role]}
-                            onChange={(e) => changeRole(member, e.target.value as OrgRole)}
-                          >
-                            {(options.includes(member.role) ? options : [member.role, ...options]).map((r) => (
-                              <option key={r} value={r}>
-                                {r[0]!.toUpperCase() + r.slice(1)}
-                              </option>
-                            ))}
-                          </select>
-                        ) : (
-                          <RoleBadge role={member.role} />
-                        )}
-                      </td>
-                      <td className="nowrap">{formatDate(member.joined_at)}</td>
-                      <td className="actions">
-                        {isMe(member) ? (
-                          <Button size="sm" variant="danger-ghost" onClick={() => setRemoving(member)}>
-                            Leave
-                          </Button>
-                        ) : can.removeMember(role, member.role) ? (
-                          <Button
-                            size="sm"
-                            variant="danger-ghost"
-                            onClick={() => setRemoving(member)}
-                            aria-label={`Remove ${member.user.email}`}
-                          >
-                            Remove
-                          </Button>
-                        ) : null}
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-            {list.hasMore ? (
-              <div className="table-foot">
-                <Button onClick={list.loadMore} busy={list.loadingMore}>
-                  Load more
-                </Button>
-              </div>
-            ) : null}
-          </div>
-        )}
+        <PagedTable
+          list={list}
+          empty={<EmptyState title="No members" />}
+          columns={["Member", "Role", "Joined"]}
+          actions
+          row={(member) => {
+            const editable = can.changeRoleOf(role, member.role);
+            const options = assignableOrgRoles(role);
+            return (
+              <tr key={member.id} data-testid="member-row" data-email={member.user.email}>
+                <td>
+                  <PersonCell user={member.user} isMe={isMe(member)} />
+                </td>
+                <td>
+                  {editable ? (
+                    <select
+                      className="select select-sm"
+                      aria-label={`Role of ${member.user.email}`}
+                      value={member.role}
+                      disabled={saving === member.id}
+                      title={ORG_ROLE_HELP[member.role]}
+                      onChange={(e) => changeRole(member, e.target.value as OrgRole)}
+                    >
+                      <RoleOptions roles={options.includes(member.role) ? options : [member.role, ...options]} />
+                    </select>
+                  ) : (
+                    <RoleBadge role={member.role} />
+                  )}
+                </td>
+                <td className="nowrap">{formatDate(member.joined_at)}</td>
+                <td className="actions">
+                  {isMe(member) ? (
+                    <Button size="sm" variant="danger-ghost" onClick={() => setRemoving(member)}>
+                      Leave
+                    </Button>
+                  ) : can.removeMember(role, member.role) ? (
+                    <Button
+                      size="sm"
+                      variant="danger-ghost"
+                      onClick={() => setRemoving(member)}
+                      aria-label={`Remove ${member.user.email}`}
+                    >
+                      Remove
+                    </Button>
+                  ) : null}
+                </td>
+              </tr>
+            );
+          }}
+        />
       </section>
       {removing ? (
         <ConfirmDialog

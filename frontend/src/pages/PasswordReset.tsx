@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { api, call } from "../api/client";
-import { Alert, Button, TextField } from "../components/ui";
+import { EmailField, NewPasswordField, PasswordField } from "../components/fields";
+import { Alert, Button } from "../components/ui";
 import { useSubmit } from "../lib/hooks";
 import { AuthLayout } from "./AuthLayout";
 
@@ -29,16 +30,7 @@ export function ForgotPasswordPage() {
       ) : (
         <form className="stack" onSubmit={onSubmit} noValidate aria-label="Reset password">
           {submit.error ? <Alert>{submit.error}</Alert> : null}
-          <TextField
-            label="Email"
-            name="email"
-            type="email"
-            autoComplete="email"
-            required
-            value={email}
-            onChange={(e) => setEmail(e.target.value)}
-            error={submit.fields.email}
-          />
+          <EmailField value={email} onChange={(e) => setEmail(e.target.value)} error={submit.fields.email} />
           <Button type="submit" variant="primary" block busy={submit.busy}>
             Send reset link
           </Button>
@@ -92,23 +84,16 @@ export function ResetPasswordPage() {
               <Link to="/forgot-password">Ask for a new reset link</Link>
             </p>
           ) : null}
-          <TextField
+          <NewPasswordField
             label="New password"
-            name="password"
-            type="password"
-            autoComplete="new-password"
-            required
             value={password}
             onChange={(e) => setPassword(e.target.value)}
             error={submit.fields.password}
-            hint="At least 10 characters; not a common password."
           />
-          <TextField
+          <PasswordField
             label="Repeat the new password"
             name="confirm"
-            type="password"
             autoComplete="new-password"
-            required
             value={confirm}
             onChange={(e) => setConfirm(e.target.value)}
             error={mismatch ? "The two passwords differ." : undefined}

@@ -1,29 +1,19 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router";
 import { api, call } from "../api/client";
+import { EmailField, NameField, NewPasswordField } from "../components/fields";
 import { Alert, Button, Field, TextField } from "../components/ui";
 import { useAuth } from "../lib/auth";
 import { useSubmit } from "../lib/hooks";
+import { useNameAndSlug } from "../lib/slug";
 import { AuthLayout } from "./AuthLayout";
 
-/** "Acme Robotics, Inc." -> "acme-robotics-inc" (the API's slug rules: 3-50 of a-z, 0-9, -). */
-export function slugify(name: string): string {
-  return name
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 50)
-    .replace(/-+$/g, "");
-}
+export { slugify } from "../lib/slug";
 
 export function SignupPage() {
   const { setMe } = useAuth();
   const navigate = useNavigate();
-  const [orgName, setOrgName] = useState("");
-  const [slug, setSlug] = useState("");
-  const [slugEdited, setSlugEdited] = useState(false);
+  const { name: orgName, slug, setName: setOrgName, setSlug } = useNameAndSlug();
   const [name, setName] = useState("");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -59,10 +49,7 @@ export function SignupPage() {
           name="org_name"
           required
           value={orgName}
-          onChange={(e) => {
-            setOrgName(e.target.value);
-            if (!slugEdited) setSlug(slugify(e.target.value));
-          }}
+          onChange={(e) => setOrgName(e.target.value)}
           error={submit.fields.org_name}
         />
         <Field label="URL" error={submit.fields.org_slug} hint="Lowercase letters, digits and hyphens.">
@@ -74,44 +61,23 @@ export function SignupPage() {
                 name="org_slug"
                 required
                 value={slug}
-                onChange={(e) => {
-                  setSlug(e.target.value.toLowerCase());
-                  setSlugEdited(e.target.value !== "");
-                }}
+                onChange={(e) => setSlug(e.target.value)}
                 {...a11y}
               />
             </div>
           )}
         </Field>
-        <TextField
-          label="Your name"
-          name="name"
-          autoComplete="name"
-          required
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          error={submit.fields.name}
-        />
-        <TextField
+        <NameField value={name} onChange={(e) => setName(e.target.value)} error={submit.fields.name} />
+        <EmailField
           label="Work email"
-          name="email"
-          type="email"
-          autoComplete="email"
-          required
           value={email}
           onChange={(e) => setEmail(e.target.value)}
           error={submit.fields.email}
         />
-        <TextField
-          label="Password"
-          name="password"
-          type="password"
-          autoComplete="new-password"
-          required
+        <NewPasswordField
           value={password}
           onChange={(e) => setPassword(e.target.value)}
           error={submit.fields.password}
-          hint="At least 10 characters; not a common password."
         />
         <Button type="submit" variant="primary" block busy={submit.busy}>
           Create organisation

@@ -1,13 +1,14 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, call, type WorkspaceMember, type WorkspaceRole } from "../api/client";
+import { DataTable, LoadState } from "../components/DataTable";
 import { useToast } from "../components/toast";
-import { Alert, Badge, Button, ConfirmDialog, PageHeader, RoleBadge, Spinner, initials } from "../components/ui";
+import { Alert, Badge, Button, PageHeader, PersonCell, RoleBadge, RoleOptions, Spinner } from "../components/ui";
 import { useAuth } from "../lib/auth";
 import { useAsync } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { WORKSPACE_ROLES, can, isManager } from "../lib/permissions";
-import { WorkspaceNameDialog, patchWorkspace } from "./Workspaces";
+import { ArchiveWorkspaceDialog, RenameWorkspaceDialog, useRestoreWorkspace } from "./Workspaces";
 
 export function WorkspaceDetailPage() {
   const { wsId = "" } = useParams();
@@ -26,6 +27,7 @@ export function WorkspaceDetailPage() {
     [org.slug, wsId],
   );
   const [saving, setSaving] = useState<string | null>(null);
+  const restore = useRestoreWorkspace(workspace.reload);
 
   if (workspace.loading && !workspace.data) return <Spinner />;
   if (workspace.error || !workspace.data) {
@@ -80,19 +82,7 @@ export function WorkspaceDetailPage() {
             <>
               <Button onClick={() => setRenaming(true)}>Rename</Button>
               {ws.archived ? (
-                <Button
-                  onClick={async () => {
-                    try {
-                      await patchWorkspace(org.slug, ws.id, { archived: false });
-                      toast.success(`${ws.name} restored.`);
-                      workspace.reload();
-                    } catch (err) {
-                      toast.error((err as Error).message);
-                    }
-                  }}
-                >
-                  Restore
-                </Button>
+                <Button onClick={() => restore(ws)}>Restore</Button>
               ) : (
                 <Button variant="danger-ghost" onClick={() => setArchiving(true)}>
                   Archive
@@ -109,105 +99,53 @@ export function WorkspaceDetailPage() {
             <p>Organisation owners and admins act as owners of every workspace.</p>
           </div>
         </div>
-        {members.error ? (
-          <div className="card-body">
-            <Alert>{members.error.detail}</Alert>
-          </div>
-        ) : !members.data ? (
-          <Spinner />
-        ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>Member</th>
-                  <th>Organisation role</th>
-                  <th>Workspace role</th>
-                  <th>Can act as</th>
-                </tr>
-              </thead>
-              <tbody>
-                {members.data.map((member) => {
-                  const label = member.user.name || member.user.email;
-                  const implicit = isManager(member.org_role);
-                  const billing = member.org_role === "billing";
-                  return (
-                    <tr key={member.user.id} data-testid="workspace-member-row" data-email={member.user.email}>
-                      <td>
-                        <div className="cell-person">
-                          <span className="avatar" aria-hidden="true">
-                            {initials(label)}
-                          </span>
-                          <div>
-                            <div>
-                              {label}
-                              {me?.user.id === member.user.id ? <span className="muted"> (you)</span> : null}
-                            </div>
-                            <div className="sub">{member.user.email}</div>
-                          </div>
-                        </div>
-                      </td>
-                      <td>
-                        <RoleBadge role={member.org_role} />
-                      </td>
-                      <td>
-                        {manage && !billing ? (
-                          <select
-                            className="select select-sm"
-                            aria-label={`Workspace role for ${member.user.email}`}
-                            value={member.role ?? ""}
-                            disabled={saving === member.user.id}
-                            onChange={(e) => setRole(member, e.target.value as WorkspaceRole | "")}
-                          >
-                            <option value="">None</option>
-                            {WORKSPACE_ROLES.map((r) => (
-                              <option key={r} value={r}>
-                                {r[0]!.toUpperCase() + r.slice(1)}
-                              </option>
-                            ))}
-                          </select>
-                        ) : (
-                          <RoleBadge role={member.role} />
-                        )}
-                        {billing ? <div className="sub small muted">Billing members see billing only</div> : null}
-                      </td>
-                      <td>
-                        <RoleBadge role={member.effective_role} />
-                        {implicit ? <div className="small muted">via organisation role</div> : null}
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <LoadState error={members.error} loading={!members.data}>
+          {() => (
+            <DataTable columns={["Member", "Organisation role", "Workspace role", "Can act as"]}>
+              {members.data!.map((member) => {
+                const implicit = isManager(member.org_role);
+                const billing = member.org_role === "billing";
+                return (
+                  <tr key={member.user.id} data-testid="workspace-member-row" data-email={member.user.email}>
+                    <td>
+                      <PersonCell user={member.user} isMe={me?.user.id === member.user.id} />
+                    </td>
+                    <td>
+                      <RoleBadge role={member.org_role} />
+                    </td>
+                    <td>
+                      {manage && !billing ? (
+                        <select
+                          className="select select-sm"
+                          aria-label={`Workspace role for ${member.user.email}`}
+                          value={member.role ?? ""}
+                          disabled={saving === member.user.id}
+                          onChange={(e) => setRole(member, e.target.value as WorkspaceRole | "")}
+                        >
+                          <option value="">None</option>
+                          <RoleOptions roles={WORKSPACE_ROLES} />
+                        </select>
+                      ) : (
+                        <RoleBadge role={member.role} />
+                      )}
+                      {billing ? <div className="sub small muted">Billing members see billing only</div> : null}
+                    </td>
+                    <td>
+                      <RoleBadge role={member.effective_role} />
+                      {implicit ? <div className="small muted">via organisation role</div> : null}
+                    </td>
+                  </tr>
+                );
+              })}
+            </DataTable>
+          )}
+        </LoadState>
       </section>
       {renaming ? (
-        <WorkspaceNameDialog
-          title={`Rename ${ws.name}`}
-          submitLabel="Rename"
-          initial={ws.name}
-          onClose={() => setRenaming(false)}
-          onSave={async (name) => {
-            await patchWorkspace(org.slug, ws.id, { name });
-            toast.success(`Renamed to ${name}.`);
-            workspace.reload();
-          }}
-        />
+        <RenameWorkspaceDialog workspace={ws} onClose={() => setRenaming(false)} onDone={workspace.reload} />
       ) : null}
       {archiving ? (
-        <ConfirmDialog
-          title={`Archive ${ws.name}?`}
-          description="It disappears from the workspace list (turn on “Show archived” to find it). You can restore it at any time."
-          confirmLabel="Archive"
-          onClose={() => setArchiving(false)}
-          onConfirm={async () => {
-            await patchWorkspace(org.slug, ws.id, { archived: true });
-            toast.success(`${ws.name} archived.`);
-            workspace.reload();
-          }}
-        />
+        <ArchiveWorkspaceDialog workspace={ws} onClose={() => setArchiving(false)} onDone={workspace.reload} />
       ) : null}
     </>
   );

@@ -1,17 +1,16 @@
 import { useState, type FormEvent } from "react";
 import { Link } from "react-router";
 import { api, call, type Workspace } from "../api/client";
+import { PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
 import {
-  Alert,
   Badge,
   Button,
   ConfirmDialog,
-  Dialog,
   EmptyState,
+  FormDialog,
   PageHeader,
   RoleBadge,
-  Spinner,
   TextField,
   formatDate,
 } from "../components/ui";
@@ -39,15 +38,7 @@ export function WorkspacesPage() {
     [org.slug, showArchived],
   );
 
-  const restore = async (ws: Workspace) => {
-    try {
-      await patchWorkspace(org.slug, ws.id, { archived: false });
-      toast.success(`${ws.name} restored.`);
-      list.reload();
-    } catch (err) {
-      toast.error((err as Error).message);
-    }
-  };
+  const restore = useRestoreWorkspace(list.reload);
 
   return (
     <>
@@ -70,81 +61,55 @@ export function WorkspacesPage() {
             Show archived
           </label>
         </div>
-        {list.error ? (
-          <div className="card-body">
-            <Alert>{list.error.detail}</Alert>
-          </div>
-        ) : list.loading ? (
-          <Spinner />
-        ) : list.items.length === 0 ? (
-          <EmptyState title="No workspaces yet">
-            {can.createWorkspace(role)
-              ? "Create one to start building flows."
-              : "Ask an owner or admin of the organisation to give you a role on a workspace."}
-          </EmptyState>
-        ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Your role</th>
-                  <th>Created</th>
-                  <th>Status</th>
-                  <th className="actions">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.items.map((ws) => (
-                  <tr key={ws.id} className={ws.archived ? "is-dim" : undefined} data-testid="workspace-row">
-                    <td>
-                      <Link to={`/orgs/${org.slug}/workspaces/${ws.id}`}>
-                        <strong>{ws.name}</strong>
-                      </Link>
-                    </td>
-                    <td>
-                      <RoleBadge role={ws.role} />
-                    </td>
-                    <td className="nowrap">{formatDate(ws.created_at)}</td>
-                    <td>{ws.archived ? <Badge tone="muted">Archived</Badge> : <Badge tone="success">Active</Badge>}</td>
-                    <td className="actions">
-                      {can.manageWorkspace(role, ws.role) ? (
-                        <>
-                          <Button size="sm" variant="ghost" onClick={() => setRenaming(ws)} aria-label={`Rename ${ws.name}`}>
-                            Rename
-                          </Button>
-                          {ws.archived ? (
-                            <Button size="sm" variant="ghost" onClick={() => restore(ws)} aria-label={`Restore ${ws.name}`}>
-                              Restore
-                            </Button>
-                          ) : (
-                            <Button
-                              size="sm"
-                              variant="danger-ghost"
-                              onClick={() => setArchiving(ws)}
-                              aria-label={`Archive ${ws.name}`}
-                            >
-                              Archive
-                            </Button>
-                          )}
-                        </>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {list.hasMore ? (
-              <div className="table-foot">
-                <Button onClick={list.loadMore} busy={list.loadingMore}>
-                  Load more
-                </Button>
-              </div>
-            ) : null}
-          </div>
-        )}
+        <PagedTable
+          list={list}
+          empty={
+            <EmptyState title="No workspaces yet">
+              {can.createWorkspace(role)
+                ? "Create one to start building flows."
+                : "Ask an owner or admin of the organisation to give you a role on a workspace."}
+            </EmptyState>
+          }
+          columns={["Name", "Your role", "Created", "Status"]}
+          actions
+          row={(ws) => (
+            <tr key={ws.id} className={ws.archived ? "is-dim" : undefined} data-testid="workspace-row">
+              <td>
+                <Link to={`/orgs/${org.slug}/workspaces/${ws.id}`}>
+                  <strong>{ws.name}</strong>
+                </Link>
+              </td>
+              <td>
+                <RoleBadge role={ws.role} />
+              </td>
+              <td className="nowrap">{formatDate(ws.created_at)}</td>
+              <td>{ws.archived ? <Badge tone="muted">Archived</Badge> : <Badge tone="success">Active</Badge>}</td>
+              <td className="actions">
+                {can.manageWorkspace(role, ws.role) ? (
+                  <>
+                    <Button size="sm" variant="ghost" onClick={() => setRenaming(ws)} aria-label={`Rename ${ws.name}`}>
+                      Rename
+                    </Button>
+                    {ws.archived ? (
+                      <Button size="sm" variant="ghost" onClick={() => restore(ws)} aria-label={`Restore ${ws.name}`}>
+                        Restore
+                      </Button>
+                    ) : (
+                      <Button
+                        size="sm"
+                        variant="danger-ghost"
+                        onClick={() => setArchiving(ws)}
+                        aria-label={`Archive ${ws.name}`}
+                      >
+                        Archive
+                      </Button>
+                    )}
+                  </>
+                ) : null}
+              </td>
+            </tr>
+          )}
+        />
       </section>
       {creating ? (
         <WorkspaceNameDialog
@@ -161,30 +126,10 @@ export function WorkspacesPage() {
         />
       ) : null}
       {renaming ? (
-        <WorkspaceNameDialog
-          title={`Rename ${renaming.name}`}
-          submitLabel="Rename"
-          initial={renaming.name}
-          onClose={() => setRenaming(null)}
-          onSave={async (name) => {
-            await patchWorkspace(org.slug, renaming.id, { name });
-            toast.success(`Renamed to ${name}.`);
-            list.reload();
-          }}
-        />
+        <RenameWorkspaceDialog workspace={renaming} onClose={() => setRenaming(null)} onDone={list.reload} />
       ) : null}
       {archiving ? (
-        <ConfirmDialog
-          title={`Archive ${archiving.name}?`}
-          description="It disappears from the workspace list (turn on “Show archived” to find it). You can restore it at any time."
-          confirmLabel="Archive"
-          onClose={() => setArchiving(null)}
-          onConfirm={async () => {
-            await patchWorkspace(org.slug, archiving.id, { archived: true });
-            toast.success(`${archiving.name} archived.`);
-            list.reload();
-          }}
-        />
+        <ArchiveWorkspaceDialog workspace={archiving} onClose={() => setArchiving(null)} onDone={list.reload} />
       ) : null}
     </>
   );
@@ -196,6 +141,66 @@ export function patchWorkspace(orgSlug: string, wsId: string, body: { name?: str
       params: { path: { org_slug: orgSlug, ws_id: wsId } },
       body,
     }),
+  );
+}
+
+type WorkspaceRef = Pick<Workspace, "id" | "name">;
+
+/** What the rename and archive dialogs act on; `onDone` runs after the change succeeded. */
+interface WorkspaceActionProps {
+  workspace: WorkspaceRef;
+  onClose: () => void;
+  onDone: () => void;
+}
+
+/** Restore an archived workspace, then `onDone()`; a refusal shows as a toast. */
+export function useRestoreWorkspace(onDone: () => void) {
+  const { org } = useOrg();
+  const toast = useToast();
+  return async (ws: WorkspaceRef) => {
+    try {
+      await patchWorkspace(org.slug, ws.id, { archived: false });
+      toast.success(`${ws.name} restored.`);
+      onDone();
+    } catch (err) {
+      toast.error((err as Error).message);
+    }
+  };
+}
+
+export function RenameWorkspaceDialog({ workspace, onClose, onDone }: WorkspaceActionProps) {
+  const { org } = useOrg();
+  const toast = useToast();
+  return (
+    <WorkspaceNameDialog
+      title={`Rename ${workspace.name}`}
+      submitLabel="Rename"
+      initial={workspace.name}
+      onClose={onClose}
+      onSave={async (name) => {
+        await patchWorkspace(org.slug, workspace.id, { name });
+        toast.success(`Renamed to ${name}.`);
+        onDone();
+      }}
+    />
+  );
+}
+
+export function ArchiveWorkspaceDialog({ workspace, onClose, onDone }: WorkspaceActionProps) {
+  const { org } = useOrg();
+  const toast = useToast();
+  return (
+    <ConfirmDialog
+      title={`Archive ${workspace.name}?`}
+      description="It disappears from the workspace list (turn on “Show archived” to find it). You can restore it at any time."
+      confirmLabel="Archive"
+      onClose={onClose}
+      onConfirm={async () => {
+        await patchWorkspace(org.slug, workspace.id, { archived: true });
+        toast.success(`${workspace.name} archived.`);
+        onDone();
+      }}
+    />
   );
 }
 
@@ -219,27 +224,16 @@ export function WorkspaceNameDialog({
     if (await submit.run(() => onSave(name.trim()))) onClose();
   };
   return (
-    <Dialog title={title} onClose={onClose}>
-      <form className="stack" onSubmit={onSubmit} noValidate aria-label={title}>
-        {submit.error ? <Alert>{submit.error}</Alert> : null}
-        <TextField
-          label="Workspace name"
-          name="name"
-          required
-          maxLength={100}
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          error={submit.fields.name}
-        />
-        <div className="form-actions">
-          <Button variant="ghost" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="primary" busy={submit.busy}>
-            {submitLabel}
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog title={title} onClose={onClose} onSubmit={onSubmit} submit={submit} submitLabel={submitLabel}>
+      <TextField
+        label="Workspace name"
+        name="name"
+        required
+        maxLength={100}
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        error={submit.fields.name}
+      />
+    </FormDialog>
   );
 }
