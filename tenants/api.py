@@ -25,7 +25,7 @@ from fireflow.pagination import CursorPagination
 from . import selectors, services
 from .gate import actor_of, gate, org_ctx, workspace_ctx
 from .models import User
-from .roles import OrgRole
+from .roles import OrgRole, WorkspaceRole
 from .schemas import (
     ApiKeyCreatedOut,
     ApiKeyIn,
@@ -192,6 +192,10 @@ def invitation_preview(request: HttpRequest, token: str) -> InvitationPreviewOut
         org_slug=invitation.org.slug,
         email=invitation.email,
         role=OrgRole(invitation.role),
+        workspace_name=invitation.workspace.name if invitation.workspace else None,
+        workspace_role=WorkspaceRole(invitation.workspace_role)
+        if invitation.workspace and invitation.workspace_role
+        else None,
         invited_by=invitation.invited_by.name or invitation.invited_by.email
         if invitation.invited_by
         else None,

@@ -169,6 +169,8 @@ class InvitationPreviewOut(Schema):
     org_slug: str
     email: str
     role: OrgRole
+    workspace_name: str | None = Field(None, description="the workspace the invitation opens")
+    workspace_role: WorkspaceRole | None = None
     invited_by: str | None
     expires_at: datetime
     status: str
@@ -236,13 +238,17 @@ class ApiKeyIn(Schema):
 class ApiKeyOut(Schema):
     id: UUID
     name: str
-    prefix: str
+    prefix: str = Field(description="the start of the key (ff_…), to recognise it by")
     role: str
     workspace_id: UUID | None
     user_email: str
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+
+    @staticmethod
+    def resolve_prefix(obj: Any) -> str:
+        return f"ff_{obj.prefix}"  # how the key starts, as its holder sees it
 
     @staticmethod
     def resolve_user_email(obj: Any) -> str:

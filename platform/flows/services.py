@@ -20,6 +20,16 @@ from .models import Flow, FlowVersion, NetworkPolicy, Run
 from .selectors import flow_get, run_get_row
 
 
+def _require_active(wctx: WorkspaceContext) -> None:
+    """An archived workspace is read-only: restore it to build or run again."""
+    if wctx.workspace.archived_at is not None:
+        raise Conflict(
+            f"The workspace '{wctx.workspace.name}' is archived: restore it to edit or run "
+            "its flows.",
+            code="workspace_archived",
+        )
+
+
 def issues_to_fields(issues: list[engine.Issue]) -> dict[str, str]:
     """Validation issues in the API's error shape: one entry per node (and port)."""
     fields: dict[str, str] = {}
@@ -64,6 +74,7 @@ def flow_create(
     message: str = "",
 ) -> Flow:
     wctx.require(WorkspaceRole.EDITOR, action="create flows")
+    _require_active(wctx)
     flow = Flow.objects.create(
         workspace=wctx.workspace,
         name=name.strip(),
@@ -112,6 +123,7 @@ def version_save(
     """Validate and store a new version as the flow's current one. `parent_hash`, when
     given, must be the current version (someone else's newer save is not overwritten)."""
     wctx.require(WorkspaceRole.EDITOR, action="edit flows")
+    _require_active(wctx)
     flow = Flow.objects.select_for_update().filter(id=flow_id, workspace=wctx.workspace).first()
     if flow is None:
         raise NotFound("No flow with this id in this workspace.")
@@ -154,6 +166,7 @@ def run_start(
     """Start a run of the flow's current version (or `version_hash_`). Returns the run and
     whether it is new: a retried request with the same Idempotency-Key gets the same run."""
     wctx.require(WorkspaceRole.EDITOR, action="run flows")
+    _require_active(wctx)
     caller = wctx.actor.user
     if idempotency_key:
         existing = Run.objects.filter(
@@ -343,6 +356,7 @@ def run_cancel(*, wctx: WorkspaceContext, run_id: UUID) -> None:
 
 def run_resume(*, wctx: WorkspaceContext, run_id: UUID) -> None:
     wctx.require(WorkspaceRole.EDITOR, action="resume runs")
+    _require_active(wctx)
     run_get_row(wctx=wctx, run_id=run_id)
     engine_bridge.client().resume(str(run_id))
 
@@ -351,6 +365,7 @@ def run_fork(*, wctx: WorkspaceContext, run_id: UUID, node_id: str) -> Run:
     """A new run that reuses everything `run_id` did before `node_id` and runs the rest
     again (re-run from any node)."""
     wctx.require(WorkspaceRole.EDITOR, action="re-run flows")
+    _require_active(wctx)
     original = run_get_row(wctx=wctx, run_id=run_id)
     document = original.flow_version.document
     try:

@@ -477,3 +477,23 @@ def test_a_removed_allow_list_entry_holds_for_forks_of_older_runs(
     done = wait_run(owner, org, fork["id"])
     assert done["status"] == "failed"
     assert "a loopback address" in done["error"]
+
+
+@pytest.mark.django_db
+def test_an_archived_workspace_is_read_only(org: OrgFixture, client_for: Any) -> None:
+    client = client_for(org.owner)
+    flow_id = create_flow(client, org)
+    assert (
+        client.patch(base(org), {"archived": True}, content_type="application/json").status_code
+        == 200
+    )
+    assert client.get(f"{base(org)}/flows/{flow_id}").status_code == 200
+    for url, body in (
+        (f"{base(org)}/flows/{flow_id}/runs", {}),
+        (f"{base(org)}/flows/{flow_id}/versions", {"document": GREETING}),
+        (f"{base(org)}/flows", {"name": "New"}),
+    ):
+        response = client.post(url, body, content_type="application/json")
+        assert response.status_code == 409, url
+        assert response.json()["code"] == "workspace_archived"
+    assert Run.objects.count() == 0

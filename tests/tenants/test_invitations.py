@@ -60,6 +60,9 @@ def test_new_account_acceptance_creates_a_verified_user_and_signs_them_in() -> N
         fx, email="newbie@example.com", workspace=lab, workspace_role=WorkspaceRole.EDITOR
     )
     client = Client()
+    preview = client.get(f"/api/invitations/{token}").json()
+    assert (preview["workspace_name"], preview["workspace_role"]) == ("Lab", "editor")
+    assert preview["account_exists"] is False
     response = client.post(
         f"/api/invitations/{token}/signup",
         {"name": "Newbie", "password": "a-brand-new-passphrase"},

@@ -722,7 +722,10 @@ export interface components {
             last_used_at: string | null;
             /** Name */
             name: string;
-            /** Prefix */
+            /**
+             * Prefix
+             * @description the start of the key (ff_…), to recognise it by
+             */
             prefix: string;
             /** Revoked */
             revoked: boolean;
@@ -761,7 +764,10 @@ export interface components {
             last_used_at: string | null;
             /** Name */
             name: string;
-            /** Prefix */
+            /**
+             * Prefix
+             * @description the start of the key (ff_…), to recognise it by
+             */
             prefix: string;
             /** Revoked */
             revoked: boolean;
@@ -1059,6 +1065,12 @@ export interface components {
             role: components["schemas"]["OrgRole"];
             /** Status */
             status: string;
+            /**
+             * Workspace Name
+             * @description the workspace the invitation opens
+             */
+            workspace_name?: string | null;
+            workspace_role?: components["schemas"]["WorkspaceRole"] | null;
         };
         /** InvitationSignupIn */
         InvitationSignupIn: {

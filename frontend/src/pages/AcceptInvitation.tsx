@@ -72,6 +72,12 @@ export function AcceptInvitationPage() {
           <strong>{invitation.invited_by ?? "Someone"}</strong> invited <strong>{invitation.email}</strong> to join{" "}
           <strong>{invitation.org_name}</strong> as <RoleBadge role={invitation.role} />
         </div>
+        {invitation.workspace_name && invitation.workspace_role ? (
+          <div className="small">
+            with the <strong>{invitation.workspace_role}</strong> role on the workspace{" "}
+            <strong>{invitation.workspace_name}</strong>
+          </div>
+        ) : null}
         <div className="muted small">Expires {formatDate(invitation.expires_at)}</div>
       </div>
     </div>
