@@ -23,6 +23,9 @@ from tests.engine.harness import (
 pytestmark = pytest.mark.durability
 
 
+CHAIN = ("a", "b", "c")
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     with fresh_database() as database_url:
@@ -33,13 +36,19 @@ def starts(url: str, run_id: str) -> Counter[str]:
     return Counter(node for node, phase in ledger(url, run_id) if phase == "start")
 
 
-def assert_clean_stream(url: str, run_id: str) -> None:
+def assert_clean_stream(url: str, run_id: str, chain_nodes: tuple[str, ...]) -> None:
+    """The whole story, once and in causal order: every node of the chain started, passed
+    its value and completed, each after the one before it completed."""
     events = engine.read_events(url, run_id)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "gaps in the stream"
-    keys = [(e["type"], e["node"], e["port"]) for e in events]
-    assert len(keys) == len(set(keys)), "duplicate events"
-    assert events[0]["type"] == "FLOW_STARTED"
-    assert events[-1]["type"] == "FLOW_COMPLETED"
+    story = [(e["type"], e["node"]) for e in events if e["type"] != "PORT_VALUE_CHANGED"]
+    expected = [("FLOW_STARTED", None)]
+    for node in ("inp", *chain_nodes, "out"):
+        expected += [("NODE_STARTED", node), ("NODE_COMPLETED", node)]
+    expected.append(("FLOW_COMPLETED", None))
+    assert story == expected
+    values = [(e["node"], e["port"]) for e in events if e["type"] == "PORT_VALUE_CHANGED"]
+    assert values == [("inp", "x"), *((n, "value") for n in chain_nodes)]
 
 
 def test_clean_run_reference(url: str) -> None:
@@ -52,7 +61,7 @@ def test_clean_run_reference(url: str) -> None:
     assert state == "SUCCESS"
     assert output["outputs"] == {"result": "go-a-b-c"}
     assert starts(url, run_id) == Counter({"a": 1, "b": 1, "c": 1})
-    assert_clean_stream(url, run_id)
+    assert_clean_stream(url, run_id, CHAIN)
 
 
 def test_run_queued_before_any_worker_runs_once_one_starts(url: str) -> None:
@@ -85,7 +94,7 @@ def test_kill_9_during_a_node_resumes_where_it_left(url: str, kill_during: str) 
     expected = Counter({"a": 1, "b": 1, "c": 1})
     expected[kill_during] = 2
     assert starts(url, run_id) == expected
-    assert_clean_stream(url, run_id)
+    assert_clean_stream(url, run_id, CHAIN)
 
 
 def test_dead_worker_runs_are_taken_over_by_a_live_one(url: str) -> None:
@@ -108,7 +117,7 @@ def test_dead_worker_runs_are_taken_over_by_a_live_one(url: str) -> None:
     assert status(url, run_id)[2] == survivor.executor_id
     assert took < 30, f"takeover took {took:.1f}s"
     assert starts(url, run_id) == Counter({"a": 1, "b": 2, "c": 1})
-    assert_clean_stream(url, run_id)
+    assert_clean_stream(url, run_id, CHAIN)
 
 
 def test_duplicate_start_runs_once(url: str) -> None:
