@@ -12,7 +12,7 @@ and the queue entry commit together); workers launch DBOS with `launch_worker`."
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,10 +222,14 @@ def _child_result(status: str, output: str | None, error: str | None) -> dict[st
 
 
 async def _execute_node_step(
-    run_id: str, node: dict[str, Any], inputs: dict[str, Any], meta: dict[str, Any]
+    run_id: str,
+    node: dict[str, Any],
+    inputs: dict[str, Any],
+    meta: dict[str, Any],
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """The body of a node's DBOS step: runs the node (`{"id", "type", "config"}`) and
-    returns its outputs, which DBOS checkpoints."""
+    returns its outputs, which DBOS checkpoints (`emit` streams events meanwhile)."""
     cls = node_type(node["type"])
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
@@ -240,6 +244,7 @@ async def _execute_node_step(
         extra=meta,
         children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
+        emit=emit,
     )
     return await cls().execute(node["config"], inputs, ctx)
 
@@ -287,6 +292,7 @@ async def run_workflow(
             {"id": node.spec.id, "type": node.spec.type, "config": dict(node.spec.config)},
             values,
             meta,
+            ctx.emit,
         )
         return outputs
 

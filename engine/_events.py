@@ -14,6 +14,8 @@ class EventType(StrEnum):
     PORT_VALUE_CHANGED = "PORT_VALUE_CHANGED"  # {"value": the value on node.port}
     FLOW_COMPLETED = "FLOW_COMPLETED"  # {"outputs": {...}}
     FLOW_FAILED = "FLOW_FAILED"  # {"error": summary, "failed_nodes": [...]}
+    STREAM_CHUNK = "STREAM_CHUNK"  # {"text": a piece of a streamed output, in order}
+    LLM_USAGE = "LLM_USAGE"  # {"provider", "model", "input_tokens", "output_tokens", "cost_usd"}
 
 
 EVENT_PAYLOADS: dict[EventType, str] = {
@@ -25,6 +27,8 @@ EVENT_PAYLOADS: dict[EventType, str] = {
     EventType.PORT_VALUE_CHANGED: "value: the value that left the node through `port`",
     EventType.FLOW_COMPLETED: "outputs: the run's outputs by output-node name",
     EventType.FLOW_FAILED: "error: a summary; failed_nodes: the ids of the nodes that failed",
+    EventType.STREAM_CHUNK: "text: the next piece of a node's streamed output (LLM tokens)",
+    EventType.LLM_USAGE: "provider, model, input_tokens, output_tokens, cost_usd of one call",
 }
 
 

@@ -50,6 +50,8 @@ class NodeContext:
     children: "ChildRuns | None" = None
     checkpoint: Callable[..., Awaitable[Any]] | None = None
     data: "WorkspaceData | None" = None
+    # Emit an execution event from inside the node (`STREAM_CHUNK`, `LLM_USAGE`, ...).
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
 
 class WorkspaceData(Protocol):

@@ -195,7 +195,12 @@ class _Run:
     async def _execute(self, node_id: str, node: ResolvedNode, values: dict[str, Any]) -> None:
         started = Event(EventType.NODE_STARTED, node_id, payload={"type": node.spec.type})
         await self.sink.emit([started])
-        ctx = NodeContext(run_id=self.run_id, node_id=node_id, extra={"run_inputs": self.inputs})
+        ctx = NodeContext(
+            run_id=self.run_id,
+            node_id=node_id,
+            extra={"run_inputs": self.inputs},
+            emit=self._emitter(node_id),
+        )
         try:
             produced = await self.call_node(node, values, ctx)
         except NodeError as exc:
@@ -224,6 +229,19 @@ class _Run:
                 Event(EventType.NODE_COMPLETED, node_id, payload={"outputs": sorted(produced)}),
             ]
         )
+
+    def _emitter(self, node_id: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+        """Events a node emits while it runs, numbered per node: a node that runs again
+        (a replayed step) emits the same keys, so nothing is duplicated."""
+        counter = 0
+
+        async def emit(event_type: str, payload: dict[str, Any]) -> None:
+            nonlocal counter
+            counter += 1
+            key = f"{event_type}:{node_id}:{counter}"
+            await self.sink.emit([Event(EventType(event_type), node_id, None, payload, key)])
+
+        return emit
 
     async def _skip(self, node_id: str, error: str, reason: str) -> None:
         self.outcomes[node_id] = NodeOutcome("skipped", error=error)

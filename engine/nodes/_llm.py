@@ -1,0 +1,101 @@
+"""The LLM chat node: messages (or a prompt) in; text, usage out; tokens streamed as
+STREAM_CHUNK events while the model writes, and the call's usage and cost as LLM_USAGE."""
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._net import allow_list
+from .._ports import PortType
+from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+from ..llm._catalogue import model_info
+from ..llm._providers import PROVIDERS, ChatRequest, chat
+
+_ROLES = {"user", "assistant"}
+
+
+def _messages(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = []
+    for index, message in enumerate(inputs.get("messages") or []):
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in _ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            raise NodeError(
+                f"messages[{index}] must be {{'role': 'user' or 'assistant', 'content': text}}"
+            )
+        messages.append({"role": message["role"], "content": message["content"]})
+    if inputs.get("prompt"):
+        messages.append({"role": "user", "content": str(inputs["prompt"])})
+    if not messages:
+        raise NodeError("nothing to send: connect a prompt or messages")
+    return messages
+
+
+class LLMChat(NodeType):
+    type_name = "llm_chat"
+    title = "LLM chat"
+    description = (
+        "Asks a model (OpenAI, Anthropic, Gemini, DeepSeek, Groq or a self-hosted "
+        "OpenAI-compatible server). Tokens stream out as they are written."
+    )
+    category = "ai"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["provider", "model"],
+        "properties": {
+            "provider": {"enum": list(PROVIDERS)},
+            "model": {"type": "string", "minLength": 1, "maxLength": 200},
+            "system": {"type": "string", "maxLength": 100_000},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
+            "base_url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "openai_compatible only: the server's /v1 URL (vLLM, Ollama, ...)",
+            },
+        },
+    }
+    INPUTS = (
+        Port("prompt", PortType.TEXT, required=False, description="appended as a user turn"),
+        Port("messages", PortType.MESSAGES, required=False),
+    )
+    OUTPUTS = (
+        Port("text", PortType.TEXT),
+        Port("usage", PortType.JSON, description="tokens and cost of the call"),
+    )
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        request = ChatRequest(
+            provider=config["provider"],
+            model=config["model"],
+            messages=_messages(inputs),
+            system=config.get("system", ""),
+            max_tokens=int(config.get("max_tokens", 1024)),
+            temperature=config.get("temperature"),
+            base_url=config.get("base_url"),
+        )
+        emit = ctx.emit
+
+        async def on_text(text: str) -> None:
+            if emit is not None:
+                await emit("STREAM_CHUNK", {"text": text})
+
+        allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
+        result = await chat(request, allow, on_text)
+        info = model_info(request.provider, request.model)
+        usage = {
+            "provider": request.provider,
+            "model": request.model,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "cost_usd": info.cost(result.input_tokens, result.output_tokens) if info else 0.0,
+            "stop_reason": result.stop_reason,
+        }
+        if emit is not None:
+            await emit("LLM_USAGE", usage)
+        return {"text": result.text, "usage": usage}
