@@ -68,6 +68,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _manage("migrate", "--no-input", "-v", "0", env=env)
     _manage("createcachetable", env=env)
     _manage("seed_demo", env=env)
+    fake_llm = _start_fake_llm_unless_configured(env)
     worker = subprocess.Popen(
         [sys.executable, "-m", "fireflow.cli", "worker", "--executor-id", "local-worker-1"],
         env=env,
@@ -87,6 +88,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     _log(f"FireFlow console: http://{args.host}:{args.port}/   (Ctrl-C stops)")
     children = [daphne, worker]
+    if fake_llm is not None:
+        children.append(fake_llm)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -104,6 +107,37 @@ def cmd_up(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         _log("stopped")
+
+
+def _start_fake_llm_unless_configured(env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """The offline demo's LLM provider: started unless real keys are configured, and said
+    so, since its answers are canned (`Echo: ...`)."""
+    if (
+        env.get("FIREFLOW_FAKE_LLM_URL")
+        or env.get("OPENAI_API_KEY")
+        or env.get("ANTHROPIC_API_KEY")
+    ):
+        return None
+    port = int(env.get("FIREFLOW_FAKE_LLM_PORT", "8765"))
+    env["FIREFLOW_FAKE_LLM_URL"] = f"http://127.0.0.1:{port}"
+    _log(
+        f"no LLM provider key is set: the demo uses the fake provider on "
+        f"{env['FIREFLOW_FAKE_LLM_URL']} (canned answers). Set OPENAI_API_KEY or "
+        "ANTHROPIC_API_KEY for real models."
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from engine.llm._fake import main; main()",
+            "--port",
+            str(port),
+            "--any-model",
+            "--tokens-per-s",
+            "40",
+        ],
+        env=env,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from ninja import Header, Router, Status
 from ninja.pagination import paginate
 
 import engine
+from engine.llm import model_catalogue
 from fireflow.pagination import CursorPagination
 from tenants.gate import gate, workspace_ctx
 
@@ -41,6 +42,17 @@ runs_router = Router(tags=["runs"], auth=gate("workspace"))
 @catalogue_router.get("", response=NodeTypesOut, summary="The node types a flow may use")
 def node_types(request: HttpRequest) -> dict[str, Any]:
     return {
+        "models": [
+            {
+                "provider": m.provider,
+                "model": m.model,
+                "context": m.context,
+                "input_per_million": m.input_per_m,
+                "output_per_million": m.output_per_m,
+                "cached_per_million": m.cached_per_m,
+            }
+            for m in model_catalogue().values()
+        ],
         "node_types": engine.catalogue(),
         "port_compatibility": engine.compatibility_table(),
         "event_types": {t.value: d for t, d in engine.EVENT_PAYLOADS.items()},

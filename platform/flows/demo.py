@@ -116,6 +116,55 @@ def health_check(public_url: str) -> dict[str, Any]:
     }
 
 
+ASK_THE_MODEL: dict[str, Any] = {
+    "schema": 1,
+    "nodes": [
+        {
+            "id": "question",
+            "type": "input",
+            "position": {"x": 0, "y": 0},
+            "config": {
+                "fields": [
+                    {
+                        "name": "question",
+                        "type": "text",
+                        "default": "What does a durable workflow engine do?",
+                    }
+                ]
+            },
+        },
+        {
+            "id": "llm",
+            "type": "llm_chat",
+            "position": {"x": 260, "y": 0},
+            "config": {
+                "provider": "fake",
+                "model": "fake-echo",
+                "system": "Answer briefly.",
+                "max_tokens": 256,
+            },
+        },
+        {
+            "id": "answer",
+            "type": "output",
+            "position": {"x": 520, "y": 0},
+            "config": {"name": "answer", "type": "text"},
+        },
+        {
+            "id": "usage",
+            "type": "output",
+            "position": {"x": 520, "y": 120},
+            "config": {"name": "usage"},
+        },
+    ],
+    "edges": [
+        {"from": "question.question", "to": "llm.prompt"},
+        {"from": "llm.text", "to": "answer.value"},
+        {"from": "llm.usage", "to": "usage.value"},
+    ],
+}
+
+
 def seed_demo_flows(*, org: Organization, owner: User) -> None:
     workspace = Workspace.objects.get(org=org, name=DEFAULT_WORKSPACE_NAME)
     ctx = OrgContext(
@@ -130,6 +179,14 @@ def seed_demo_flows(*, org: Organization, owner: User) -> None:
         name="Order report (fan-out and merge)",
         document=FAN_OUT,
         description="Three analyses of the same orders run in parallel, then join.",
+        message="demo",
+    )
+    services.flow_create(
+        wctx=wctx,
+        name="Ask the model (LLM, streamed)",
+        document=ASK_THE_MODEL,
+        description="An LLM call whose tokens stream into the run's events. Uses the fake "
+        "provider; switch the node to openai or anthropic once a key is set on the workers.",
         message="demo",
     )
     public_url = str(settings.PUBLIC_URL)

@@ -171,6 +171,9 @@ class EventOut(Schema):
 
 
 class NodeTypesOut(Schema):
+    models: list[dict[str, Any]] = Field(
+        description="the model catalogue: context sizes and USD prices per million tokens"
+    )
     node_types: list[dict[str, Any]]
     port_compatibility: dict[str, list[str]] = Field(
         description="output port type -> the input port types it may connect to"

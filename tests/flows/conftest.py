@@ -20,10 +20,14 @@ def engine_worker(django_db_setup: None, django_db_blocker: pytest.FixtureReques
         url = url_for(connection.settings_dict)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(LEDGER_DDL)
+    from engine.llm import FakeLLMServer
     from flows import engine_bridge
 
-    worker = Worker(url, f"api-tests-{os.getpid()}", platform=True)  # as `fireflow worker`
-    yield url
-    worker.stop()
+    with FakeLLMServer() as fake_llm:
+        os.environ["FIREFLOW_FAKE_LLM_URL"] = fake_llm.url  # inherited by the worker
+        worker = Worker(url, f"api-tests-{os.getpid()}", platform=True)  # `fireflow worker`
+        yield url
+        worker.stop()
+        os.environ.pop("FIREFLOW_FAKE_LLM_URL", None)
     engine_bridge.client().close()  # let the test database be dropped
     engine_bridge.client.cache_clear()

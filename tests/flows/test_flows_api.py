@@ -55,6 +55,10 @@ def test_node_types_catalogue(org: OrgFixture, client_for: Any) -> None:
     assert types["template"]["config_schema"]["required"] == ["template"]
     assert "text" in body["port_compatibility"]["number"]
     assert "FLOW_COMPLETED" in body["event_types"]
+    assert "STREAM_CHUNK" in body["event_types"]
+    mini = next(m for m in body["models"] if m["model"] == "gpt-4o-mini")
+    assert (mini["provider"], mini["input_per_million"]) == ("openai", 0.15)
+    assert "anthropic" in types["llm_chat"]["config_schema"]["properties"]["provider"]["enum"]
     assert Client().get("/api/node-types").status_code == 401
 
 
@@ -378,6 +382,10 @@ def test_the_demo_flows_run(
             time.sleep(0.1)
         assert done["status"] == "completed", (flow["name"], done["error"])
         outputs[flow["name"]] = done["outputs"]
+    ask = outputs.pop("Ask the model (LLM, streamed)")
+    assert ask["answer"] == "Echo: What does a durable workflow engine do?"
+    assert ask["usage"]["provider"] == "fake"
+    assert ask["usage"]["cost_usd"] > 0
     assert outputs == {
         "Order report (fan-out and merge)": {
             "summary": "Big orders: A-1, A-3. Revenue: 775. Countries: DE, FR."

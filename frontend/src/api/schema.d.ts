@@ -1146,6 +1146,13 @@ export interface components {
             event_types: {
                 [key: string]: string;
             };
+            /**
+             * Models
+             * @description the model catalogue: context sizes and USD prices per million tokens
+             */
+            models: {
+                [key: string]: unknown;
+            }[];
             /** Node Types */
             node_types: {
                 [key: string]: unknown;
