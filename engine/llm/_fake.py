@@ -45,8 +45,8 @@ DEFAULT_MODELS: frozenset[str] = frozenset(
         "gpt-4o",
         "gpt-4o-mini",
         "gpt-4.1-mini",
-        "claude-3-5-haiku-latest",
-        "claude-sonnet-4-0",
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
     }
 )
 _CREATED = 1_700_000_000  # a fixed timestamp: responses are deterministic

@@ -14,7 +14,7 @@ from engine.llm import FakeLLMServer, FakeScript
 from engine.llm._fake import count_tokens
 
 GPT = "gpt-4o-mini"
-CLAUDE = "claude-3-5-haiku-latest"
+CLAUDE = "claude-haiku-4-5"
 WEATHER = {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}
 OPENAI_TOOLS: list = [
     {

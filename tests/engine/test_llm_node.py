@@ -50,7 +50,7 @@ def ask(provider: str, model: str, prompt: str, **config: Any) -> tuple[RunResul
 
 @pytest.mark.parametrize(
     ("provider", "model"),
-    [("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku-latest"), ("fake", "fake-echo")],
+    [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5"), ("fake", "fake-echo")],
 )
 def test_answer_streams_and_costs(fake: FakeLLMServer, provider: str, model: str) -> None:
     result, sink = ask(provider, model, "Say hello to the team")
