@@ -4,7 +4,8 @@ gate (`/api/orgs/{org_slug}/workspaces/{ws_id}/...`). Viewers read; editors edit
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpRequest
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Header, Router, Status
 from ninja.pagination import paginate
 
@@ -13,7 +14,7 @@ from engine.llm import model_catalogue
 from fireflow.pagination import CursorPagination
 from tenants.gate import gate, workspace_ctx
 
-from . import selectors, services
+from . import live, selectors, services
 from .schemas import (
     EventOut,
     FlowDetailOut,
@@ -195,6 +196,36 @@ def run_events(request: HttpRequest, run_id: UUID, after: int = 0, limit: int = 
         after=max(after, 0),
         limit=min(max(limit, 1), 1000),
     )
+
+
+@runs_router.get(
+    "/{run_id}/stream",
+    response={200: None},
+    summary="Follow a run live: Server-Sent Events in the AG-UI protocol",
+    description="Replays the run's events after `after` (or the `Last-Event-ID` header), then "
+    "sends new ones as they are written, until the run ends. Each SSE `id` is the event's "
+    "sequence number: reconnect with it and nothing is missed or repeated.",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "AG-UI events as Server-Sent Events",
+                "content": {"text/event-stream": {}},
+            }
+        }
+    },
+)
+async def run_stream(request: HttpRequest, run_id: UUID, after: int = 0) -> StreamingHttpResponse:
+    wctx = workspace_ctx(request)
+    await sync_to_async(selectors.run_get_row)(wctx=wctx, run_id=run_id)
+    last_seen = request.headers.get("Last-Event-ID", "")
+    if last_seen.isdigit():
+        after = max(after, int(last_seen))
+    response = StreamingHttpResponse(
+        live.stream(str(run_id), max(after, 0)), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not hold frames back
+    return response
 
 
 @runs_router.post("/{run_id}/cancel", response={202: None})

@@ -1,33 +1,93 @@
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.engine.harness import Worker
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="session")
-def engine_worker(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[str]:
-    """One real worker process on the test database for the whole session; tests that use it
-    must commit (transactional_db) so the worker sees their rows."""
-    import psycopg
+def test_database_url(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> str:
     from django.db import connection
 
     from flows.engine_bridge import url_for
-    from tests.engine.plugin_nodes import LEDGER_DDL
 
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        url = url_for(connection.settings_dict)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(LEDGER_DDL)
-    from engine.llm import FakeLLMServer
-    from flows import engine_bridge
+        return url_for(connection.settings_dict)
 
-    with FakeLLMServer() as fake_llm:
-        os.environ["FIREFLOW_FAKE_LLM_URL"] = fake_llm.url  # inherited by the worker
-        worker = Worker(url, f"api-tests-{os.getpid()}", platform=True)  # `fireflow worker`
-        yield url
-        worker.stop()
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[object]:
+    from engine.llm import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        os.environ["FIREFLOW_FAKE_LLM_URL"] = server.url  # inherited by the worker
+        yield server
         os.environ.pop("FIREFLOW_FAKE_LLM_URL", None)
+
+
+@pytest.fixture(scope="session")
+def engine_worker(test_database_url: str, fake_llm: object) -> Iterator[str]:
+    """One real worker process on the test database for the whole session; tests that use it
+    must commit (transactional_db) so the worker sees their rows."""
+    import psycopg
+
+    from flows import engine_bridge
+    from tests.engine.plugin_nodes import LEDGER_DDL
+
+    with psycopg.connect(test_database_url, autocommit=True) as conn:
+        conn.execute(LEDGER_DDL)
+    worker = Worker(test_database_url, f"api-tests-{os.getpid()}", platform=True)
+    yield test_database_url
+    worker.stop()
     engine_bridge.client().close()  # let the test database be dropped
     engine_bridge.client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def web_server(test_database_url: str) -> Iterator[str]:
+    """daphne serving the app on the test database, as `make up` does (ASGI: live streams)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url,
+        "FIREFLOW_ENV": "test",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "platform"), str(ROOT)]),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "fireflow.asgi:application",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # up, and warm (the first request loads the app)
+        try:
+            if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

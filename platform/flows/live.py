@@ -1,0 +1,180 @@
+"""Live run events for browsers and plain HTTP clients: Server-Sent Events in the AG-UI
+protocol (the official `ag-ui-protocol` event models), replayed from the event table after a
+sequence number and then followed live.
+
+Each web process holds ONE listening connection to PostgreSQL (channel
+`fireflow_run_events`, announced once per batch of events) and wakes the streams of the runs
+it concerns: no broker, and never a notification per token."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from ag_ui import core as ag
+from ag_ui.encoder import EventEncoder
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+import engine
+
+from .engine_bridge import database_url
+
+log = logging.getLogger("fireflow.live")
+_TERMINAL_DBOS = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+_END_TYPES = {"FLOW_COMPLETED", "FLOW_FAILED"}
+KEEPALIVE_SECONDS = 15.0
+# Streams are recycled after this long; clients reconnect with Last-Event-ID and miss nothing.
+MAX_STREAM_SECONDS = 3600.0
+
+
+class _Hub:
+    """The process's one LISTEN connection, fanning notifications out to waiting streams."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, run_id: str) -> asyncio.Event:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._listen())
+        event = asyncio.Event()
+        self._waiters[run_id].add(event)
+        return event
+
+    def unwatch(self, run_id: str, event: asyncio.Event) -> None:
+        self._waiters[run_id].discard(event)
+        if not self._waiters[run_id]:
+            del self._waiters[run_id]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    database_url(), autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {engine.NOTIFY_CHANNEL}")
+                    self._wake_all()  # anything missed while (re)connecting is re-read
+                    async for note in conn.notifies():
+                        with contextlib.suppress(ValueError, KeyError):
+                            run_id = json.loads(note.payload)["run"]
+                            for event in self._waiters.get(run_id, ()):
+                                event.set()
+            except (psycopg.Error, OSError):
+                log.warning("event listener lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(1)
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+
+hub = _Hub()
+
+
+def _read(run_id: str, after: int) -> tuple[list[tuple[Any, ...]], str | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, type, node, port, payload FROM fireflow.run_event "
+            "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT 1000",
+            [run_id, after],
+        )
+        rows = cursor.fetchall()
+        cursor.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", [run_id])
+        status = cursor.fetchone()
+    return rows, status[0] if status else None
+
+
+def _streamed_nodes(run_id: str, upto: int) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT node FROM fireflow.run_event "
+            "WHERE run_id = %s AND seq <= %s AND type = 'STREAM_CHUNK'",
+            [run_id, upto],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    type: str
+    node: str | None
+    port: str | None
+    payload: Any
+
+
+def to_ag_ui(run_id: str, event: StoredEvent, streamed: set[str]) -> list[ag.BaseEvent]:
+    """The AG-UI events for one stored event (most map to one; a stream's first chunk also
+    opens its text message, and its node's completion closes it)."""
+    payload = json.loads(event.payload) if isinstance(event.payload, str) else event.payload
+    node = event.node or ""
+    message_id = f"{run_id}:{node}"
+    simple: dict[str, Callable[[], ag.BaseEvent]] = {
+        "FLOW_STARTED": lambda: ag.RunStartedEvent(thread_id=run_id, run_id=run_id),
+        "NODE_STARTED": lambda: ag.StepStartedEvent(step_name=node),
+        "FLOW_COMPLETED": lambda: ag.RunFinishedEvent(
+            thread_id=run_id, run_id=run_id, result=payload
+        ),
+        "FLOW_FAILED": lambda: ag.RunErrorEvent(
+            message=payload.get("error", "the run failed"), code="failed"
+        ),
+    }
+    if event.type in simple:
+        return [simple[event.type]()]
+    if event.type == "STREAM_CHUNK":
+        events: list[ag.BaseEvent] = []
+        if node not in streamed:
+            streamed.add(node)
+            events.append(ag.TextMessageStartEvent(message_id=message_id, role="assistant"))
+        events.append(ag.TextMessageContentEvent(message_id=message_id, delta=payload["text"]))
+        return events
+    if event.type == "NODE_COMPLETED":
+        closing: list[ag.BaseEvent] = []
+        if node in streamed:
+            closing.append(ag.TextMessageEndEvent(message_id=message_id))
+        return [*closing, ag.StepFinishedEvent(step_name=node)]
+    extra = payload if isinstance(payload, dict) else {}
+    return [
+        ag.CustomEvent(name=event.type, value={"node": event.node, "port": event.port, **extra})
+    ]
+
+
+async def stream(run_id: str, after: int) -> AsyncIterator[str]:
+    """SSE text for a run: every event after `after`, then live ones, until the run ends."""
+    encoder = EventEncoder()
+    streamed = await sync_to_async(_streamed_nodes)(run_id, after)
+    wake = hub.watch(run_id)
+    deadline = asyncio.get_running_loop().time() + MAX_STREAM_SECONDS
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            wake.clear()
+            rows, status = await sync_to_async(_read)(run_id, after)
+            for seq, type_, node, port, payload in rows:
+                stored = StoredEvent(seq, type_, node, port, payload)
+                for event in to_ag_ui(run_id, stored, streamed):
+                    yield f"id: {seq}\n" + encoder.encode(event)
+                after = seq
+                if type_ in _END_TYPES:
+                    return
+            if rows:
+                continue  # there may be more than one page
+            if status in _TERMINAL_DBOS:
+                if status != "SUCCESS":  # cancelled, or stopped after crashes: no end event
+                    error = ag.RunErrorEvent(
+                        message=f"the run ended: {status.lower()}", code=status.lower()
+                    )
+                    yield encoder.encode(error)
+                return
+            try:
+                await asyncio.wait_for(wake.wait(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+    finally:
+        hub.unwatch(run_id, wake)
