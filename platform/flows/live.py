@@ -39,10 +39,13 @@ class _Hub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def watch(self, run_id: str) -> asyncio.Event:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._listen())
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._task = loop.create_task(self._listen())
         event = asyncio.Event()
         self._waiters[run_id].add(event)
         return event
@@ -146,9 +149,9 @@ def to_ag_ui(run_id: str, event: StoredEvent, streamed: set[str]) -> list[ag.Bas
     ]
 
 
-async def stream(run_id: str, after: int) -> AsyncIterator[str]:
-    """SSE text for a run: every event after `after`, then live ones, until the run ends."""
-    encoder = EventEncoder()
+async def events(run_id: str, after: int) -> AsyncIterator[tuple[int | None, Any]]:
+    """(sequence number, AG-UI event) for every event after `after`, then live ones, until
+    the run ends; (None, None) while idle, as a keep-alive."""
     streamed = await sync_to_async(_streamed_nodes)(run_id, after)
     wake = hub.watch(run_id)
     deadline = asyncio.get_running_loop().time() + MAX_STREAM_SECONDS
@@ -159,7 +162,7 @@ async def stream(run_id: str, after: int) -> AsyncIterator[str]:
             for seq, type_, node, port, payload in rows:
                 stored = StoredEvent(seq, type_, node, port, payload)
                 for event in to_ag_ui(run_id, stored, streamed):
-                    yield f"id: {seq}\n" + encoder.encode(event)
+                    yield seq, event
                 after = seq
                 if type_ in _END_TYPES:
                     return
@@ -167,14 +170,26 @@ async def stream(run_id: str, after: int) -> AsyncIterator[str]:
                 continue  # there may be more than one page
             if status in _TERMINAL_DBOS:
                 if status != "SUCCESS":  # cancelled, or stopped after crashes: no end event
-                    error = ag.RunErrorEvent(
-                        message=f"the run ended: {status.lower()}", code=status.lower()
+                    yield (
+                        None,
+                        ag.RunErrorEvent(
+                            message=f"the run ended: {status.lower()}", code=status.lower()
+                        ),
                     )
-                    yield encoder.encode(error)
                 return
             try:
                 await asyncio.wait_for(wake.wait(), KEEPALIVE_SECONDS)
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                yield None, None
     finally:
         hub.unwatch(run_id, wake)
+
+
+async def stream(run_id: str, after: int) -> AsyncIterator[str]:
+    """The same as Server-Sent Events text: `id:` is the sequence number to resume from."""
+    encoder = EventEncoder()
+    async for seq, event in events(run_id, after):
+        if event is None:
+            yield ": keep-alive\n\n"
+        else:
+            yield (f"id: {seq}\n" if seq is not None else "") + encoder.encode(event)
