@@ -14,6 +14,7 @@ import { OrgLayout, RequireAuth, SectionGuard } from "./pages/OrgLayout";
 import { ForgotPasswordPage, ResetPasswordPage } from "./pages/PasswordReset";
 import { SignupPage } from "./pages/Signup";
 import { VerifyEmailPage } from "./pages/VerifyEmail";
+import { RunPage, WorkspaceRunsPage } from "./pages/Runs";
 import { WorkspaceDetailPage } from "./pages/WorkspaceDetail";
 import { WorkspacesPage } from "./pages/Workspaces";
 import { AuthLayout } from "./pages/AuthLayout";
@@ -83,6 +84,8 @@ export function AppRoutes() {
         <Route index element={<OrgHome />} />
         <Route path="workspaces" element={<SectionGuard section="workspaces"><WorkspacesPage /></SectionGuard>} />
         <Route path="workspaces/:wsId" element={<SectionGuard section="workspaces"><WorkspaceDetailPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId/runs" element={<SectionGuard section="workspaces"><WorkspaceRunsPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId/runs/:runId" element={<SectionGuard section="workspaces"><RunPage /></SectionGuard>} />
         <Route path="members" element={<SectionGuard section="members"><MembersPage /></SectionGuard>} />
         <Route path="invitations" element={<SectionGuard section="invitations"><InvitationsPage /></SectionGuard>} />
         <Route path="audit" element={<SectionGuard section="audit"><AuditPage /></SectionGuard>} />

@@ -22,6 +22,9 @@ export type WorkspaceMember = Schemas["WorkspaceMemberOut"];
 export type AuditEvent = Schemas["AuditEventOut"];
 export type ApiKey = Schemas["ApiKeyOut"];
 export type ApiKeyCreated = Schemas["ApiKeyCreatedOut"];
+export type Flow = Schemas["FlowOut"];
+export type Run = Schemas["RunOut"];
+export type RunDetail = Schemas["RunDetailOut"];
 
 export interface Page<T> {
   results: T[];

@@ -46,6 +46,9 @@ export const can = {
   /** Rename, archive and share a workspace: its owners (org owners and admins act as owners). */
   manageWorkspace: (orgRole: OrgRole | null | undefined, wsRole: WorkspaceRole | null | undefined) =>
     isManager(orgRole) || wsRole === "owner",
+  /** Start runs of a workspace's flows: its editors and owners (org owners and admins act as owners). */
+  runFlows: (orgRole: OrgRole | null | undefined, wsRole: WorkspaceRole | null | undefined) =>
+    isManager(orgRole) || wsRole === "owner" || wsRole === "editor",
 };
 
 /** Roles an actor may hand out in the organisation. */

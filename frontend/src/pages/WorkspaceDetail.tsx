@@ -78,18 +78,23 @@ export function WorkspaceDetailPage() {
           </>
         }
         actions={
-          manage ? (
-            <>
-              <Button onClick={() => setRenaming(true)}>Rename</Button>
-              {ws.archived ? (
-                <Button onClick={() => restore(ws)}>Restore</Button>
-              ) : (
-                <Button variant="danger-ghost" onClick={() => setArchiving(true)}>
-                  Archive
-                </Button>
-              )}
-            </>
-          ) : null
+          <>
+            <Link className="btn" to={`/orgs/${org.slug}/workspaces/${wsId}/runs`}>
+              Runs
+            </Link>
+            {manage ? (
+              <>
+                <Button onClick={() => setRenaming(true)}>Rename</Button>
+                {ws.archived ? (
+                  <Button onClick={() => restore(ws)}>Restore</Button>
+                ) : (
+                  <Button variant="danger-ghost" onClick={() => setArchiving(true)}>
+                    Archive
+                  </Button>
+                )}
+              </>
+            ) : null}
+          </>
         }
       />
       <section className="card" aria-label="Workspace members">
