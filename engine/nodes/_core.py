@@ -181,6 +181,16 @@ class Template(NodeType):
         return {"text": text}
 
 
+_EXPRESSION = {"type": "string", "minLength": 1, "maxLength": 10_000}
+# Config of the nodes driven by one JMESPath expression (transform, if).
+_EXPRESSION_CONFIG: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["expression"],
+    "properties": {"expression": _EXPRESSION},
+}
+
+
 def _compile(expression: str) -> Any:
     try:
         return jmespath.compile(expression)
@@ -200,12 +210,7 @@ class Transform(NodeType):
     title = "Transform"
     description = "Reshapes JSON with a JMESPath expression."
     category = "data"
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["expression"],
-        "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 10_000}},
-    }
+    config_schema: ClassVar[dict[str, Any]] = _EXPRESSION_CONFIG
     INPUTS = (Port("data", PortType.ANY),)
     OUTPUTS = (Port("result", PortType.ANY),)
 
@@ -222,12 +227,7 @@ class Condition(NodeType):
         "Sends its value out of `true` or `false` by a JMESPath test; the other side is skipped."
     )
     category = "control"
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["expression"],
-        "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 10_000}},
-    }
+    config_schema: ClassVar[dict[str, Any]] = _EXPRESSION_CONFIG
     INPUTS = (Port("value", PortType.ANY),)
     OUTPUTS = (Port("true", PortType.ANY), Port("false", PortType.ANY))
 
@@ -254,7 +254,7 @@ class Switch(NodeType):
         "additionalProperties": False,
         "required": ["expression", "cases"],
         "properties": {
-            "expression": {"type": "string", "minLength": 1, "maxLength": 10_000},
+            "expression": _EXPRESSION,
             "cases": {
                 "type": "array",
                 "items": _FIELD_NAME,
