@@ -16,6 +16,7 @@ from fireflow.errors import NotFound
 from .context import Actor, OrgContext, WorkspaceContext
 from .models import Membership, Workspace, WorkspaceUserObjectPermission
 from .roles import (
+    MANAGER_ROLES,
     OrgRole,
     WorkspaceRole,
     effective_org_role,
@@ -99,7 +100,7 @@ def workspace_roles(ctx: OrgContext, only: UUID | None = None) -> dict[UUID, Wor
     else:
         acting = ctx.role
     held: dict[UUID, WorkspaceRole] = {}
-    if acting in (OrgRole.OWNER, OrgRole.ADMIN):
+    if acting in MANAGER_ROLES:
         workspaces = Workspace.objects.filter(org=ctx.org)
         if only is not None:
             workspaces = workspaces.filter(id=only)

@@ -41,6 +41,22 @@ WORKSPACE_PERMS: dict[WorkspaceRole, tuple[str, ...]] = {
 ALL_WORKSPACE_PERMS = WORKSPACE_PERMS[WorkspaceRole.OWNER]
 
 
+# The org roles that manage people and workspaces, and act as owners of every workspace.
+MANAGER_ROLES = (OrgRole.OWNER, OrgRole.ADMIN)
+
+
+def effective_workspace_role(
+    org_role: OrgRole | None, given: WorkspaceRole | None
+) -> WorkspaceRole | None:
+    """What someone may do on a workspace: organisation owners and admins act as its owners,
+    billing members see no workspace, members have the role given on it."""
+    if org_role in MANAGER_ROLES:
+        return WorkspaceRole.OWNER
+    if org_role == OrgRole.MEMBER:
+        return given
+    return None
+
+
 def org_role_covers(held: OrgRole, wanted: OrgRole) -> bool:
     """True when a member holding `held` may act as `wanted` (e.g. cap an API key at it)."""
     return wanted in _ORG_COVERS[held]

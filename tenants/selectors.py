@@ -14,9 +14,15 @@ from fireflow.errors import Forbidden
 from .access import restrict_workspaces
 from .context import OrgContext, WorkspaceContext
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User, Workspace
-from .roles import ALL_WORKSPACE_PERMS, OrgRole, WorkspaceRole, workspace_role_from_perms
+from .roles import (
+    ALL_WORKSPACE_PERMS,
+    MANAGER_ROLES,
+    OrgRole,
+    WorkspaceRole,
+    effective_workspace_role,
+    workspace_role_from_perms,
+)
 
-_MANAGERS = (OrgRole.OWNER, OrgRole.ADMIN)
 _PEOPLE = (OrgRole.OWNER, OrgRole.ADMIN, OrgRole.MEMBER)
 
 
@@ -31,7 +37,7 @@ def member_list(*, ctx: OrgContext) -> QuerySet[Membership]:
 
 
 def invitation_list(*, ctx: OrgContext, include_closed: bool = False) -> QuerySet[Invitation]:
-    ctx.require(*_MANAGERS, action="see invitations")
+    ctx.require(*MANAGER_ROLES, action="see invitations")
     queryset = Invitation.objects.filter(org=ctx.org).select_related("invited_by", "workspace")
     if not include_closed:
         queryset = queryset.filter(
@@ -81,9 +87,7 @@ def workspace_member_list(*, wctx: WorkspaceContext) -> list[WorkspaceMember]:
     for membership in member_list(ctx=wctx.org_ctx) if wctx.org_ctx.role else []:
         org_role = OrgRole(membership.role)
         role = explicit.get(membership.user)
-        effective = WorkspaceRole.OWNER if org_role in _MANAGERS else role
-        if org_role == OrgRole.BILLING:
-            effective = None
+        effective = effective_workspace_role(org_role, role)
         members.append(WorkspaceMember(membership.user, org_role, role, effective))
     return members
 
@@ -93,7 +97,7 @@ def api_key_list(*, ctx: OrgContext) -> QuerySet[ApiKey]:
     if ctx.role is None:
         raise Forbidden("A workspace API key cannot list API keys.", code="role_required")
     queryset = ApiKey.objects.filter(org=ctx.org).select_related("user", "workspace")
-    if ctx.role not in _MANAGERS:
+    if ctx.role not in MANAGER_ROLES:
         queryset = queryset.filter(user=ctx.user)
     return queryset.order_by("-created_at")
 
@@ -109,7 +113,7 @@ class AuditFilter:
 
 
 def audit_list(*, ctx: OrgContext, filters: AuditFilter) -> QuerySet[AuditEvent]:
-    ctx.require(*_MANAGERS, action="read the audit log")
+    ctx.require(*MANAGER_ROLES, action="read the audit log")
     queryset = AuditEvent.objects.filter(org=ctx.org).select_related("workspace")
     if filters.action:
         # "member" matches member.removed, member.role_changed, ...

@@ -20,6 +20,7 @@ from .context import Actor, OrgContext, WorkspaceContext
 from .models import ApiKey, Invitation, Membership, Organization, User, Workspace
 from .roles import (
     ALL_WORKSPACE_PERMS,
+    MANAGER_ROLES,
     WORKSPACE_PERMS,
     OrgRole,
     WorkspaceRole,
@@ -30,7 +31,6 @@ from .selectors import workspace_explicit_roles
 from .tokens import digest, new_api_key, new_invitation_token
 
 DEFAULT_WORKSPACE_NAME = "Default"
-_MANAGERS = (OrgRole.OWNER, OrgRole.ADMIN)
 
 
 def _validate_password(password: str, *, user: User | None = None) -> None:
@@ -201,7 +201,7 @@ def _member_in(ctx: OrgContext, member_id: UUID) -> Membership:
 
 @transaction.atomic
 def member_change_role(*, ctx: OrgContext, member_id: UUID, role: OrgRole) -> Membership:
-    ctx.require(*_MANAGERS, action="change roles")
+    ctx.require(*MANAGER_ROLES, action="change roles")
     # Lock the organisation's memberships so two demotions cannot leave it without owners.
     list(Membership.objects.select_for_update().filter(org=ctx.org).values_list("id"))
     membership = _member_in(ctx, member_id)
@@ -243,7 +243,7 @@ def member_remove(*, ctx: OrgContext, member_id: UUID) -> None:
     membership = _member_in(ctx, member_id)
     leaving = membership.user_id == ctx.user.id
     if not leaving:
-        ctx.require(*_MANAGERS, action="remove members")
+        ctx.require(*MANAGER_ROLES, action="remove members")
         if membership.role == OrgRole.OWNER:
             ctx.require(OrgRole.OWNER, action="remove owners")
     if membership.role == OrgRole.OWNER and _owner_count(ctx.org) <= 1:
@@ -288,7 +288,7 @@ def invitation_create(
     workspace_role: WorkspaceRole | None = None,
 ) -> tuple[Invitation, str]:
     """Invite `email` with `role`; returns the invitation and its one-time token."""
-    ctx.require(*_MANAGERS, action="invite members")
+    ctx.require(*MANAGER_ROLES, action="invite members")
     if role == OrgRole.OWNER:
         ctx.require(OrgRole.OWNER, action="invite owners")
     if workspace_role is not None and workspace_id is None:
@@ -370,7 +370,7 @@ def invitation_create(
 
 @transaction.atomic
 def invitation_revoke(*, ctx: OrgContext, invitation_id: UUID) -> None:
-    ctx.require(*_MANAGERS, action="revoke invitations")
+    ctx.require(*MANAGER_ROLES, action="revoke invitations")
     invitation = Invitation.objects.filter(org=ctx.org, id=invitation_id).first()
     if invitation is None:
         raise NotFound("No invitation with this id in this organisation.")
@@ -499,7 +499,7 @@ def _set_workspace_perms(workspace: Workspace, user: User, role: WorkspaceRole |
 
 @transaction.atomic
 def workspace_create(*, ctx: OrgContext, name: str) -> Workspace:
-    ctx.require(*_MANAGERS, action="create workspaces")
+    ctx.require(*MANAGER_ROLES, action="create workspaces")
     name = name.strip()
     if Workspace.objects.filter(org=ctx.org, name__iexact=name, archived_at__isnull=True).exists():
         raise _name_conflict(name)
@@ -699,7 +699,7 @@ def api_key_revoke(*, ctx: OrgContext, key_id: UUID) -> ApiKey:
     if ctx.role is None:
         raise Forbidden("A workspace API key cannot revoke API keys.", code="role_required")
     queryset = ApiKey.objects.filter(org=ctx.org, id=key_id)
-    if ctx.role not in _MANAGERS:
+    if ctx.role not in MANAGER_ROLES:
         queryset = queryset.filter(user=ctx.user)
     key = queryset.select_for_update().first()
     if key is None:
