@@ -31,9 +31,10 @@ from dbos import DBOS  # noqa: E402
 import engine  # noqa: E402
 from engine import Effect, NodeContext, NodeType, Port, PortType  # noqa: E402
 from engine._durable import configure_event_store, run_workflow  # noqa: E402
+from engine._worker import dbos_config  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
-QUEUED_RUNS = int(os.environ.get("BENCH_QUEUED_RUNS", "400"))
+QUEUED_RUNS = int(os.environ.get("BENCH_QUEUED_RUNS", "400"))  # 0 skips the queue figures
 
 
 class Effectful(NodeType):
@@ -246,14 +247,8 @@ async def main() -> None:
         DBOS.migrate(url)
         engine.migrate(url)
         configure_event_store(url)
-        DBOS(
-            config={
-                "name": "fireflow-bench",
-                "system_database_url": url,
-                "executor_id": "bench-main",
-                "application_version": "bench",
-            }
-        )
+        # The worker's own DBOS settings, for FireFlow and the bare DBOS baseline alike.
+        DBOS(config=dbos_config(url, "bench-main", application_version="bench"))
         DBOS.launch()
         saver_cm, lg_linear, lg_fan = langgraph_graphs(url)
         linear, fan = linear_flow(), fanout_flow()
@@ -305,6 +300,8 @@ async def main() -> None:
         )
         saver_cm.__exit__(None, None, None)
         DBOS.destroy()
+        if QUEUED_RUNS <= 0:
+            return
         one = queued_throughput(url, 1)
         two = queued_throughput(url, 2)
         print(
