@@ -20,9 +20,9 @@ from dbos import DBOS, StepOptions, WorkflowSerializationFormat
 from psycopg.types.json import Jsonb
 
 from ._document import FlowDocument
-from ._events import Event
+from ._events import Event, EventType
 from ._planner import Plan, plan, topological_order
-from ._registry import Effect, NodeContext, NodeError, PolicySource, node_type
+from ._registry import Effect, NodeContext, NodeError, PolicySource, UsageLedger, node_type
 from ._runtime import RunResult, run_flow
 from ._store import PostgresEventStore
 from ._validate import ResolvedNode, parse_flow, resolve_nodes
@@ -48,6 +48,7 @@ MAX_RECOVERY_ATTEMPTS = 5
 class _WorkerState:
     store: PostgresEventStore
     policy: PolicySource | None = None
+    usage: UsageLedger | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
     opening: "asyncio.Future[None] | None" = None
 
@@ -55,11 +56,13 @@ class _WorkerState:
 _state: _WorkerState | None = None
 
 
-def configure_event_store(conninfo: str, policy: PolicySource | None = None) -> None:
-    """Where this worker's runs write their events, and where it reads the platform's rules
-    (called once by the worker)."""
+def configure_event_store(
+    conninfo: str, policy: PolicySource | None = None, usage: UsageLedger | None = None
+) -> None:
+    """Where this worker's runs write their events, where it reads the platform's rules and
+    where it records LLM usage (called once by the worker)."""
     global _state  # noqa: PLW0603 (one event store per worker process)
-    _state = _WorkerState(store=PostgresEventStore(conninfo), policy=policy)
+    _state = _WorkerState(store=PostgresEventStore(conninfo), policy=policy, usage=usage)
 
 
 async def _store() -> PostgresEventStore:
@@ -244,9 +247,34 @@ async def _execute_node_step(
         extra=meta,
         children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
-        emit=emit,
+        emit=_recording_usage(run_id, node["id"], meta, emit),
     )
     return await cls().execute(node["config"], inputs, ctx)
+
+
+def _recording_usage(
+    run_id: str,
+    node_id: str,
+    meta: dict[str, Any],
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
+) -> Callable[[str, dict[str, Any]], Awaitable[None]] | None:
+    """Wraps a step's `emit` so that every LLM_USAGE a node emits is also recorded in the
+    usage ledger, numbered per node execution: a step that re-executes after a crash numbers
+    its calls the same way, and the ledger keeps one record per number."""
+    ledger = _state.usage if _state is not None else None
+    if ledger is None:
+        return emit
+    calls = 0
+
+    async def recording(event_type: str, payload: dict[str, Any]) -> None:
+        nonlocal calls
+        if event_type == EventType.LLM_USAGE:
+            calls += 1
+            await ledger.record(run_id, node_id, calls, meta, payload)
+        if emit is not None:
+            await emit(event_type, payload)
+
+    return recording
 
 
 @DBOS.workflow(

@@ -75,6 +75,23 @@ class PolicySource(Protocol):
         ...
 
 
+class UsageLedger(Protocol):
+    """Port: where every LLM call's usage is recorded, once per (run, node, call index)
+    however often the node's step re-executes."""
+
+    async def record(
+        self,
+        run_id: str,
+        node_id: str,
+        call_index: int,
+        meta: Mapping[str, Any],
+        usage: Mapping[str, Any],
+    ) -> None:
+        """Record one call (`usage` is an LLM_USAGE payload); a second record of the same
+        (run, node, call index) changes nothing."""
+        ...
+
+
 class ChildRuns(Protocol):
     """Port: child runs of a run, each a run of its own with a deterministic id."""
 

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ class ModelInfo:
             + output_tokens * self.output_per_m
         )
         return round(total / 1_000_000, 8)
+
+    def cost_micros(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> int:
+        """The same cost in micro-dollars, rounded half up: a price per million tokens is
+        exactly micro-dollars per token."""
+        fresh = max(input_tokens - cached_tokens, 0)
+        total = (
+            Decimal(fresh) * Decimal(str(self.input_per_m))
+            + Decimal(cached_tokens) * Decimal(str(self.cached_per_m))
+            + Decimal(output_tokens) * Decimal(str(self.output_per_m))
+        )
+        return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @cache

@@ -94,6 +94,9 @@ class LLMChat(NodeType):
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
             "cost_usd": info.cost(result.input_tokens, result.output_tokens) if info else 0.0,
+            "cost_micros": info.cost_micros(result.input_tokens, result.output_tokens)
+            if info
+            else 0,
             "stop_reason": result.stop_reason,
         }
         if emit is not None:

@@ -149,7 +149,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    from flows.adapters import WorkspacePolicy
+    from flows.adapters import UsageLedger, WorkspacePolicy
 
     modules = [m for m in os.environ.get("FIREFLOW_NODE_MODULES", "").split(",") if m]
     database_url = ensure_database()
@@ -160,6 +160,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             node_modules=modules,
             policy=WorkspacePolicy(database_url),
+            usage=UsageLedger(database_url),
         )
     )
     return 0

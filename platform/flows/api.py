@@ -28,6 +28,7 @@ from .schemas import (
     RunDetailOut,
     RunIn,
     RunOut,
+    RunUsageOut,
     ValidateIn,
     ValidateOut,
     VersionDetailOut,
@@ -196,6 +197,15 @@ def run_events(request: HttpRequest, run_id: UUID, after: int = 0, limit: int = 
         after=max(after, 0),
         limit=min(max(limit, 1), 1000),
     )
+
+
+@runs_router.get(
+    "/{run_id}/usage",
+    response=RunUsageOut,
+    summary="The run's LLM calls: tokens and cost of each, and the totals",
+)
+def run_usage(request: HttpRequest, run_id: UUID) -> dict[str, Any]:
+    return selectors.run_usage(wctx=workspace_ctx(request), run_id=run_id)
 
 
 @runs_router.get(

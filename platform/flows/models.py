@@ -110,3 +110,50 @@ class NetworkPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"network policy of {self.workspace_id}"
+
+
+class LLMUsage(models.Model):
+    """One LLM call: who ran what, on which model, for how many tokens and what it cost.
+
+    Written by the worker's usage ledger, once per (run, node, call index) however often a
+    step re-executes. `run_key` is the workflow that made the call (a child run of an
+    ExecuteFlow, Map or agent tool has an id of its own); `run` is the run a user started,
+    which carries the tenant, the flow, its owner and the caller."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="llm_usage")
+    run_key = models.CharField(max_length=300)
+    node_id = models.CharField(max_length=64)
+    call_index = models.PositiveIntegerField()
+    organization = models.ForeignKey(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="+")
+    flow_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cost_micros = models.BigIntegerField(default=0)  # USD millionths
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "run_key", "node_id", "call_index", name="llm_usage_once_per_call"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "created_at"]),
+            models.Index(fields=["workspace", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_key}/{self.node_id}#{self.call_index}"

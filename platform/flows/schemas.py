@@ -170,6 +170,27 @@ class EventOut(Schema):
     created_at: datetime
 
 
+class UsageCallOut(Schema):
+    run_key: str = Field(description="the run that made the call (a child run has its own id)")
+    node_id: str
+    call_index: int = Field(description="1 for the node's first call, 2 for its second, ...")
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_micros: int = Field(description="USD millionths, from the model catalogue")
+    created_at: datetime
+
+
+class RunUsageOut(Schema):
+    calls: list[UsageCallOut]
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_micros: int
+
+
 class NodeTypesOut(Schema):
     models: list[dict[str, Any]] = Field(
         description="the model catalogue: context sizes and USD prices per million tokens"

@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from fireflow.errors import NotFound
 from tenants.context import WorkspaceContext
 
-from .models import Flow, FlowVersion, NetworkPolicy, Run
+from .models import Flow, FlowVersion, LLMUsage, NetworkPolicy, Run
 
 # DBOS workflow status -> what a user sees.
 _STATUS = {
@@ -180,3 +180,15 @@ def run_events(
 def network_allow(*, wctx: WorkspaceContext) -> list[str]:
     policy = NetworkPolicy.objects.filter(workspace=wctx.workspace).first()
     return list(policy.http_allow) if policy else []
+
+
+def run_usage(*, wctx: WorkspaceContext, run_id: UUID) -> dict[str, Any]:
+    """Every LLM call of a run (its child runs included), in the order they were made, with
+    the totals."""
+    run_get_row(wctx=wctx, run_id=run_id)
+    calls = list(LLMUsage.objects.filter(run_id=run_id, workspace=wctx.workspace).order_by("id"))
+    totals = {
+        field: sum(getattr(call, field) for call in calls)
+        for field in ("input_tokens", "output_tokens", "cached_tokens", "cost_micros")
+    }
+    return {"calls": calls, **totals}
