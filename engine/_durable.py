@@ -12,7 +12,7 @@ and the queue entry commit together); workers launch DBOS with `launch_worker`."
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,27 @@ from psycopg.types.json import Jsonb
 from ._document import FlowDocument
 from ._events import Event, EventType
 from ._planner import Plan, plan, topological_order
-from ._registry import Effect, NodeContext, NodeError, PolicySource, UsageLedger, node_type
-from ._runtime import RunResult, run_flow
+from ._registry import (
+    Effect,
+    NodeContext,
+    NodeError,
+    NodeType,
+    PolicySource,
+    Port,
+    UsageLedger,
+    node_type,
+    with_mirrors,
+)
+from ._runtime import RunResult, live_streams, run_flow
 from ._store import PostgresEventStore
+from ._streams import (
+    FramedWriter,
+    StreamChunk,
+    StreamWriter,
+    WritersOfNode,
+    frame_chunk,
+    parse_ref,
+)
 from ._validate import ResolvedNode, parse_flow, resolve_nodes
 
 log = logging.getLogger("fireflow.engine")
@@ -231,8 +249,8 @@ async def _execute_node_step(
     meta: dict[str, Any],
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """The body of a node's DBOS step: runs the node (`{"id", "type", "config"}`) and
-    returns its outputs, which DBOS checkpoints (`emit` streams events meanwhile)."""
+    """The body of a node's DBOS step: runs the node (`{"id", "type", "config", "streams"}`)
+    and returns its outputs, which DBOS checkpoints (`emit` streams events meanwhile)."""
     cls = node_type(node["type"])
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
@@ -241,40 +259,118 @@ async def _execute_node_step(
         # The rules as they are now, not as they were when the run (or its original, for a
         # fork) was queued.
         meta = {**meta, "http_allow": await _state.policy.http_allow(str(meta["workspace"]))}
+    attempt = _Attempt(store, run_id, node["id"], emit)
+    streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt)
     ctx = NodeContext(
         run_id=run_id,
         node_id=node["id"],
         extra=meta,
         children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
-        emit=_recording_usage(run_id, node["id"], meta, emit),
+        emit=_step_emitter(run_id, node["id"], meta, emit, attempt),
+        streams=streams,
     )
-    return await cls().execute(node["config"], inputs, ctx)
+    try:
+        outputs = await cls().execute(node["config"], inputs, ctx)
+    except NodeError as exc:
+        await streams.finish({}, str(exc))
+        raise
+    except Exception:
+        await streams.finish({}, f"internal error in node '{node['id']}'")
+        raise
+    await streams.finish(with_mirrors(_output_ports(cls, node["config"]), outputs), None)
+    return outputs
 
 
-def _recording_usage(
+def _output_ports(cls: type[NodeType], config: Mapping[str, Any]) -> dict[str, Port]:
+    return {port.name: port for port in cls.outputs(config)}
+
+
+class _Attempt:
+    """Which execution of a step this is, asked for once, when the step first streams or
+    emits: 1 normally; 2, 3, ... when it runs again after its worker died. A repeat
+    announces itself with NODE_RESTARTED so readers drop what the earlier attempt streamed."""
+
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        run_id: str,
+        node_id: str,
+        emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._node_id = node_id
+        self._emit = emit
+        self._value: asyncio.Future[int] | None = None
+
+    async def get(self) -> int:
+        if self._value is None:
+            self._value = asyncio.ensure_future(self._first())
+        return await asyncio.shield(self._value)
+
+    async def _first(self) -> int:
+        number = await self._store.next_attempt(self._run_id, self._node_id)
+        if number > 1 and self._emit is not None:
+            await self._emit(EventType.NODE_RESTARTED, {"attempt": number})
+        return number
+
+
+class _DbosNodeStreams:
+    """A step's streams as DBOS streams of its workflow (readable from any worker)."""
+
+    def __init__(self, node_id: str, connected: set[str], attempt: _Attempt) -> None:
+        self._node_id = node_id
+        self._attempt = attempt
+        self._own = WritersOfNode(connected)
+
+    async def _make(self, port: str) -> FramedWriter:
+        key = f"{self._node_id}.{port}"
+
+        async def send(frame: dict[str, Any]) -> None:
+            await DBOS.write_stream_async(key, frame)
+
+        async def finish() -> None:
+            await DBOS.close_stream_async(key)
+
+        return FramedWriter(await self._attempt.get(), send, finish)
+
+    async def writer(self, port: str) -> StreamWriter:
+        return await self._own.writer(port, lambda: self._make(port))
+
+    async def read(self, ref: Any) -> AsyncIterator[StreamChunk]:
+        run, key = parse_ref(ref)
+        async for frame in DBOS.read_stream_async(run, key):
+            yield frame_chunk(key, frame)
+
+    async def finish(self, outputs: dict[str, Any], error: str | None) -> None:
+        await self._own.finish(outputs, error, self._make)
+
+
+def _step_emitter(
     run_id: str,
     node_id: str,
     meta: dict[str, Any],
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
-) -> Callable[[str, dict[str, Any]], Awaitable[None]] | None:
-    """Wraps a step's `emit` so that every LLM_USAGE a node emits is also recorded in the
-    usage ledger, numbered per node execution: a step that re-executes after a crash numbers
-    its calls the same way, and the ledger keeps one record per number."""
+    attempt: _Attempt,
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """A step's `emit`: stream chunks carry the step's attempt, and every LLM_USAGE is also
+    recorded in the usage ledger, numbered per node execution (a step that re-executes after
+    a crash numbers its calls the same way, and the ledger keeps one record per number)."""
     ledger = _state.usage if _state is not None else None
-    if ledger is None:
-        return emit
     calls = 0
 
-    async def recording(event_type: str, payload: dict[str, Any]) -> None:
+    async def step_emit(event_type: str, payload: dict[str, Any]) -> None:
         nonlocal calls
-        if event_type == EventType.LLM_USAGE:
+        if event_type == EventType.STREAM_CHUNK:
+            payload = {**payload, "attempt": await attempt.get()}
+        if event_type == EventType.LLM_USAGE and ledger is not None:
             calls += 1
             await ledger.record(run_id, node_id, calls, meta, payload)
         if emit is not None:
             await emit(event_type, payload)
 
-    return recording
+    return step_emit
 
 
 @DBOS.workflow(
@@ -298,6 +394,7 @@ async def run_workflow(
     if ids != list(range(FIRST_STEP_ID, FIRST_STEP_ID + len(ids))):
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
     sink = _BufferedSink(await _store(), run_id)
+    connected, _ = live_streams(parsed)
 
     async def call_node(
         node: ResolvedNode, values: dict[str, Any], ctx: NodeContext
@@ -317,7 +414,12 @@ async def run_workflow(
             {"name": f"node:{node.spec.id}"},
             _execute_node_step,
             run_id,
-            {"id": node.spec.id, "type": node.spec.type, "config": dict(node.spec.config)},
+            {
+                "id": node.spec.id,
+                "type": node.spec.type,
+                "config": dict(node.spec.config),
+                "streams": sorted(connected.get(node.spec.id, ())),
+            },
             values,
             meta,
             ctx.emit,
@@ -325,10 +427,22 @@ async def run_workflow(
         return outputs
 
     try:
-        result = await run_flow(parsed, inputs, run_id=run_id, events=sink, call_node=call_node)
+        result = await run_flow(
+            parsed, inputs, run_id=run_id, events=sink, call_node=call_node, streams=_IN_STEPS
+        )
     finally:
         await sink.close()
     return result_to_json(result)
+
+
+class _InSteps:
+    """Streams are a step's business in a durable run (see `_DbosNodeStreams`)."""
+
+    def for_node(self, node_id: str) -> None:
+        return None
+
+
+_IN_STEPS = _InSteps()
 
 
 def _graph(

@@ -14,8 +14,13 @@ class EventType(StrEnum):
     PORT_VALUE_CHANGED = "PORT_VALUE_CHANGED"  # {"value": the value on node.port}
     FLOW_COMPLETED = "FLOW_COMPLETED"  # {"outputs": {...}}
     FLOW_FAILED = "FLOW_FAILED"  # {"error": summary, "failed_nodes": [...]}
-    STREAM_CHUNK = "STREAM_CHUNK"  # {"text": a piece of a streamed output, in order}
-    LLM_USAGE = "LLM_USAGE"  # {"provider", "model", "input_tokens", "output_tokens", "cost_usd"}
+    STREAM_CHUNK = "STREAM_CHUNK"  # {"text": a piece of a streamed output, "attempt": n}
+    NODE_RESTARTED = "NODE_RESTARTED"  # {"attempt": n}: running again after its worker died
+    LLM_USAGE = "LLM_USAGE"  # {"provider", "model", tokens, "cost_usd", "cost_micros"}
+    TOOL_CALL_START = "TOOL_CALL_START"  # {"tool_call_id", "name"}
+    TOOL_CALL_ARGS = "TOOL_CALL_ARGS"  # {"tool_call_id", "arguments": a piece of its JSON text}
+    TOOL_CALL_END = "TOOL_CALL_END"  # {"tool_call_id"}: the model finished writing the call
+    TOOL_CALL_RESULT = "TOOL_CALL_RESULT"  # {"tool_call_id", "result"} or {..., "error"}
 
 
 EVENT_PAYLOADS: dict[EventType, str] = {
@@ -27,8 +32,16 @@ EVENT_PAYLOADS: dict[EventType, str] = {
     EventType.PORT_VALUE_CHANGED: "value: the value that left the node through `port`",
     EventType.FLOW_COMPLETED: "outputs: the run's outputs by output-node name",
     EventType.FLOW_FAILED: "error: a summary; failed_nodes: the ids of the nodes that failed",
-    EventType.STREAM_CHUNK: "text: the next piece of a node's streamed output (LLM tokens)",
-    EventType.LLM_USAGE: "provider, model, input_tokens, output_tokens, cost_usd of one call",
+    EventType.STREAM_CHUNK: "text: the next piece of a node's streamed output (LLM tokens); "
+    "attempt: which execution of the node wrote it (see NODE_RESTARTED)",
+    EventType.NODE_RESTARTED: "attempt: the node runs again (its worker died mid-step); what "
+    "it streamed in earlier attempts is superseded",
+    EventType.LLM_USAGE: "provider, model, input_tokens, output_tokens, cost_usd and "
+    "cost_micros (USD millionths) of one call",
+    EventType.TOOL_CALL_START: "tool_call_id, name: a model started calling a tool",
+    EventType.TOOL_CALL_ARGS: "tool_call_id, arguments: the next piece of the arguments' JSON text",
+    EventType.TOOL_CALL_END: "tool_call_id: the model finished writing the call's arguments",
+    EventType.TOOL_CALL_RESULT: "tool_call_id, and result (the tool's outputs) or error (why not)",
 }
 
 

@@ -20,7 +20,8 @@ class PortType(StrEnum):
 P = PortType
 
 # source type -> the input types it may connect to (besides its own).
-# A stream reaching a text input is collected first; numbers and booleans become text.
+# A stream reaching a text (or any) input is collected first: that input waits for the whole
+# text, while a stream input reads it as it is written; numbers and booleans become text.
 # A secret reference never flows anywhere but into a secret-reference input.
 _COMPATIBLE: dict[PortType, frozenset[PortType]] = {
     P.TEXT: frozenset({P.TEXT, P.JSON, P.ANY}),
@@ -29,7 +30,7 @@ _COMPATIBLE: dict[PortType, frozenset[PortType]] = {
     P.JSON: frozenset({P.JSON, P.ANY}),
     P.LIST: frozenset({P.LIST, P.JSON, P.ANY}),
     P.MESSAGES: frozenset({P.MESSAGES, P.JSON, P.ANY}),
-    P.STREAM: frozenset({P.STREAM, P.TEXT}),
+    P.STREAM: frozenset({P.STREAM, P.TEXT, P.ANY}),
     P.FILE: frozenset({P.FILE, P.ANY}),
     P.SECRET_REF: frozenset({P.SECRET_REF}),
     # An `any` output is checked against the input's type when the value arrives.

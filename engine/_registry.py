@@ -3,9 +3,12 @@
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ._ports import PortType
+
+if TYPE_CHECKING:
+    from ._streams import NodeStreams
 
 
 class Effect(StrEnum):
@@ -26,6 +29,9 @@ class Port:
     type: PortType
     required: bool = True
     description: str = ""
+    # An output that carries the same final value as another output of the node (a stream
+    # and its text): filled in by the runtime, so the value is checkpointed only once.
+    mirrors: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,6 +40,15 @@ class Port:
             "required": self.required,
             "description": self.description,
         }
+
+
+def with_mirrors(ports: Mapping[str, Port], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`outputs` with every mirroring output filled in from the output it mirrors."""
+    full = dict(outputs)
+    for name, port in ports.items():
+        if port.mirrors and name not in full and port.mirrors in full:
+            full[name] = full[port.mirrors]
+    return full
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class NodeContext:
     data: "WorkspaceData | None" = None
     # Emit an execution event from inside the node (`STREAM_CHUNK`, `LLM_USAGE`, ...).
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    # Write this node's STREAM outputs while it runs; read the streams on its inputs.
+    streams: "NodeStreams | None" = None
 
 
 class WorkspaceData(Protocol):
@@ -125,6 +142,13 @@ class NodeType:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "type_name" in cls.__dict__:
+            streaming = [p.name for p in (*cls.INPUTS, *cls.OUTPUTS) if p.type is PortType.STREAM]
+            if streaming and (cls.effect is Effect.PURE or cls.runs_in_workflow):
+                raise TypeError(
+                    f"node type '{cls.type_name}' has stream ports {streaming}: it must run as "
+                    "a step (an effect other than pure), since streams are read and written "
+                    "outside workflow code"
+                )
             register(cls)
 
     @classmethod

@@ -16,7 +16,8 @@ from ._document import FlowDocument
 from ._events import Event, EventSink, EventType, MemoryEventSink
 from ._planner import topological_order
 from ._ports import PortType, conform
-from ._registry import NodeContext, NodeError
+from ._registry import NodeContext, NodeError, node_type, with_mirrors
+from ._streams import MemoryStreams, StreamHub, stream_ref
 from ._validate import FlowInvalid, Issue, ResolvedNode, parse_flow, resolve_nodes
 
 log = logging.getLogger("fireflow.engine")
@@ -90,6 +91,34 @@ def check_run_inputs(document: FlowDocument, inputs: Mapping[str, Any]) -> None:
         raise FlowInvalid(issues)
 
 
+def live_streams(
+    document: FlowDocument, nodes: Mapping[str, ResolvedNode] | None = None
+) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    """The stream edges of a flow: for each producer, its STREAM outputs that feed a STREAM
+    input, and the (node, input port) pairs fed live by them (consumers that start as soon as
+    their producer starts)."""
+    if nodes is None:  # a valid document: its ports, without validating it again
+        specs = {spec.id: spec for spec in document.nodes}
+        outputs, inputs = {}, {}
+        for node_id, spec in specs.items():
+            cls = node_type(spec.type)
+            outputs[node_id] = {p.name: p for p in cls.outputs(spec.config)} if cls else {}
+            inputs[node_id] = {p.name: p for p in cls.inputs(spec.config)} if cls else {}
+    else:
+        outputs = {node_id: node.outputs for node_id, node in nodes.items()}
+        inputs = {node_id: node.inputs for node_id, node in nodes.items()}
+    producers: dict[str, set[str]] = defaultdict(set)
+    consumers: set[tuple[str, str]] = set()
+    for edge in document.edges:
+        src, dst = edge.source_ref, edge.target_ref
+        out = outputs[src.node].get(src.port)
+        inp = inputs[dst.node].get(dst.port)
+        if out is not None and inp is not None and PortType.STREAM == out.type == inp.type:
+            producers[src.node].add(src.port)
+            consumers.add((dst.node, dst.port))
+    return dict(producers), consumers
+
+
 async def run_flow(
     raw: Any,
     inputs: Mapping[str, Any],
@@ -97,13 +126,14 @@ async def run_flow(
     run_id: str = "local",
     events: EventSink | None = None,
     call_node: NodeCall = _call_directly,
+    streams: StreamHub | None = None,
 ) -> RunResult:
     """Run a flow document (raw JSON, or already parsed) to the end. `call_node` is where a
     durable runtime wraps nodes with effects into checkpointed steps; by default nodes are
-    called directly."""
+    called directly. `streams` carries streams between nodes (in memory by default)."""
     document = raw if isinstance(raw, FlowDocument) else parse_flow(raw)
     check_run_inputs(document, inputs)
-    run = _Run(document, inputs, run_id, events or MemoryEventSink(), call_node)
+    run = _Run(document, inputs, run_id, events or MemoryEventSink(), call_node, streams=streams)
     return await run.execute()
 
 
@@ -115,6 +145,8 @@ class _Run:
         run_id: str,
         sink: EventSink,
         call_node: NodeCall,
+        *,
+        streams: StreamHub | None = None,
     ) -> None:
         self.document = document
         self.inputs = dict(inputs)
@@ -131,6 +163,11 @@ class _Run:
             self.feeds[dst.node].append((dst.port, src.node, src.port))
         self.outcomes: dict[str, NodeOutcome] = {}
         self.done = {node_id: asyncio.Event() for node_id in self.nodes}
+        # Two-phase streams: a consumer fed live waits only for its producer to start.
+        connected, self.live = live_streams(document, self.nodes)
+        self.streams = streams if streams is not None else MemoryStreams(run_id, connected)
+        self.started: set[str] = set()
+        self.announced = {node_id: asyncio.Event() for node_id in self.nodes}
         self.tasks: list[asyncio.Task[None]] = []
         # fail_fast: set at the first failure; nodes not started yet are then skipped. Nodes
         # already running finish (a step cut off mid-call could run its effect twice).
@@ -163,12 +200,18 @@ class _Run:
 
     async def _node(self, node_id: str) -> None:
         node = self.nodes[node_id]
-        for _, src, _ in self.feeds[node_id]:
-            await self.done[src].wait()
+        for port, src, _ in self.feeds[node_id]:
+            await (self.announced if (node_id, port) in self.live else self.done)[src].wait()
         values: dict[str, Any] = {}
         missing: list[str] = []
         wrong: list[str] = []
         for port, src, out in self.feeds[node_id]:
+            if (node_id, port) in self.live:
+                if src in self.started:
+                    values[port] = stream_ref(self.run_id, src, out)
+                elif node.inputs[port].required:
+                    missing.append(f"{port} ({src}.{out} did not start)")
+                continue
             upstream = self.outcomes[src]
             if upstream.status == "completed" and out in upstream.outputs:
                 try:
@@ -191,19 +234,26 @@ class _Run:
         else:
             await self._execute(node_id, node, values)
         self.done[node_id].set()
+        self.announced[node_id].set()
 
     async def _execute(self, node_id: str, node: ResolvedNode, values: dict[str, Any]) -> None:
         started = Event(EventType.NODE_STARTED, node_id, payload={"type": node.spec.type})
         await self.sink.emit([started])
+        streams = self.streams.for_node(node_id)
         ctx = NodeContext(
             run_id=self.run_id,
             node_id=node_id,
             extra={"run_inputs": self.inputs},
             emit=self._emitter(node_id),
+            streams=streams,
         )
+        self.started.add(node_id)
+        self.announced[node_id].set()  # its stream consumers start now
         try:
             produced = await self.call_node(node, values, ctx)
         except NodeError as exc:
+            if streams is not None:
+                await streams.finish({}, str(exc))
             await self._fail(node_id, str(exc))
             return
         except Exception:  # a node's bug fails its branch, not the run
@@ -213,8 +263,14 @@ class _Run:
             log.exception(
                 "node %s of run %s failed (reference %s)", node_id, self.run_id, reference
             )
-            await self._fail(node_id, f"internal error in node '{node_id}' (reference {reference})")
+            message = f"internal error in node '{node_id}' (reference {reference})"
+            if streams is not None:
+                await streams.finish({}, message)
+            await self._fail(node_id, message)
             return
+        produced = with_mirrors(node.outputs, produced)
+        if streams is not None:
+            await streams.finish(produced, None)
         unknown = set(produced) - set(node.outputs)
         if unknown:
             await self._fail(node_id, f"produced unknown outputs {sorted(unknown)}")
@@ -238,7 +294,9 @@ class _Run:
         async def emit(event_type: str, payload: dict[str, Any]) -> None:
             nonlocal counter
             counter += 1
-            key = f"{event_type}:{node_id}:{counter}"
+            # A node that runs again after its worker died (a new attempt) emits new events.
+            attempt = payload.get("attempt", 1)
+            key = f"{event_type}:{node_id}:{attempt}:{counter}"
             await self.sink.emit([Event(EventType(event_type), node_id, None, payload, key)])
 
         return emit

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS fireflow.write_checkpoint (
     result  jsonb NOT NULL,
     PRIMARY KEY (run_id, node)
 );
+-- How often a step has started to stream: a step that runs again after its worker died takes
+-- the next attempt number, so what it streamed before is marked as superseded.
+CREATE TABLE IF NOT EXISTS fireflow.step_attempt (
+    run_id    text    NOT NULL,
+    node      text    NOT NULL,
+    attempts  integer NOT NULL,
+    PRIMARY KEY (run_id, node)
+);
 
 -- One round trip per flush: lock the run's counter, skip keys already written, number the
 -- rest after the last sequence (so the stream has no gaps), announce the new last sequence.
@@ -170,6 +178,16 @@ class PostgresEventStore:
                 (run_id, node, Jsonb(result)),
             )
             return result
+
+    async def next_attempt(self, run_id: str, node: str) -> int:
+        """1 the first time a node of a run asks, then 2, 3, ... (one per execution)."""
+        row = await self.fetchone(
+            "INSERT INTO fireflow.step_attempt (run_id, node, attempts) VALUES (%s, %s, 1) "
+            "ON CONFLICT (run_id, node) DO UPDATE SET attempts = step_attempt.attempts + 1 "
+            "RETURNING attempts",
+            (run_id, node),
+        )
+        return int(row[0]) if row else 1
 
     async def execute(self, sql: str, params: Sequence[Any]) -> None:
         async with self._pool.connection() as conn:

@@ -8,6 +8,7 @@ again. The documents of referenced flows are pinned when the parent run starts (
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -156,6 +157,104 @@ class Map(NodeType):
         except ExceptionGroup as failures:
             raise _first(failures) from None
         return {"results": [task.result() for task in tasks]}
+
+
+class StreamFlatMap(NodeType):
+    type_name = "stream_flat_map"
+    title = "Stream flat-map"
+    description = (
+        "Runs a flow once per line of a stream as soon as the line is complete (while the "
+        "producer is still writing), at most `concurrency` at a time, and returns their "
+        "results in order, lists flattened into one list."
+    )
+    category = "flow"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["flow_id"],
+        "properties": {
+            "flow_id": _FLOW_REF,
+            "item_input": {"type": "string", "default": "item"},
+            "split": {
+                "enum": ["lines", "jsonl"],
+                "default": "lines",
+                "description": "lines: each non-empty line is a text item; jsonl: each line "
+                "is parsed as JSON",
+            },
+            "result_output": {
+                "type": "string",
+                "description": "the child output to collect (a list is flattened); all of "
+                "its outputs when empty",
+            },
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
+            "max_items": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+        },
+    }
+    INPUTS = (Port("stream", PortType.STREAM),)
+    OUTPUTS = (Port("results", PortType.LIST),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        if ctx.streams is None:
+            raise NodeError("stream_flat_map reads a stream: run it on a worker")
+        document = _subflow(ctx, str(config["flow_id"]))
+        children = _children(ctx)
+        limit = int(config.get("max_items", 1000))
+        gate = asyncio.Semaphore(int(config.get("concurrency", 4)))
+        item_input = str(config.get("item_input", "item"))
+        jsonl = config.get("split", "lines") == "jsonl"
+
+        async def one(child_id: str, item: Any) -> dict[str, Any]:
+            async with gate:
+                result = await children.run(child_id, document, {item_input: item})
+            return _outcome(child_id, result)
+
+        # Items start as their lines complete. A new attempt of the producer (its worker
+        # died) supersedes what it wrote before: start over, with child ids of that attempt.
+        tasks: list[asyncio.Task[dict[str, Any]]] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                attempt, pending = 0, ""
+
+                def start(line: str) -> None:
+                    if not line.strip():
+                        return
+                    if len(tasks) >= limit:
+                        raise NodeError(f"the stream has more than this node's {limit} items")
+                    item = _parse_line(line, len(tasks)) if jsonl else line.strip()
+                    child_id = f"{ctx.run_id}:{ctx.node_id}:{attempt}:{len(tasks)}"
+                    tasks.append(group.create_task(one(child_id, item)))
+
+                async for chunk in ctx.streams.read(inputs["stream"]):
+                    if chunk.attempt != attempt:
+                        for task in tasks:
+                            task.cancel()  # its child finishes on its own; the result is dropped
+                        attempt, pending, tasks = chunk.attempt, "", []
+                    pending += chunk.text
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        start(line)
+                start(pending)
+        except ExceptionGroup as failures:
+            raise _first(failures) from None
+        output = config.get("result_output") or ""
+        results: list[Any] = []
+        for task in tasks:
+            outputs = task.result()
+            value = outputs.get(output) if output else outputs
+            if output and output not in outputs:
+                raise NodeError(f"the child flow has no output '{output}'")
+            results.extend(value if isinstance(value, list) else [value])
+        return {"results": results}
+
+
+def _parse_line(line: str, index: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise NodeError(f"line {index + 1} of the stream is not JSON: {exc.msg}") from None
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from .._net import allow_list
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+from .._streams import NULL_WRITER
 from ..llm._catalogue import model_info
 from ..llm._providers import PROVIDERS, ChatRequest, chat
 
@@ -64,6 +65,12 @@ class LLMChat(NodeType):
     )
     OUTPUTS = (
         Port("text", PortType.TEXT),
+        Port(
+            "stream",
+            PortType.STREAM,
+            description="the text as the model writes it: a stream input reads it at once",
+            mirrors="text",
+        ),
         Port("usage", PortType.JSON, description="tokens and cost of the call"),
     )
 
@@ -80,10 +87,12 @@ class LLMChat(NodeType):
             base_url=config.get("base_url"),
         )
         emit = ctx.emit
+        writer = await ctx.streams.writer("stream") if ctx.streams is not None else NULL_WRITER
 
         async def on_text(text: str) -> None:
             if emit is not None:
                 await emit("STREAM_CHUNK", {"text": text})
+            await writer.write(text)
 
         allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
         result = await chat(request, allow, on_text)

@@ -94,14 +94,28 @@ def _read(run_id: str, after: int) -> tuple[list[tuple[Any, ...]], str | None]:
     return rows, status[0] if status else None
 
 
-def _streamed_nodes(run_id: str, upto: int) -> set[str]:
+def _open_messages(run_id: str, upto: int) -> dict[str, str]:
+    """The text messages open at sequence `upto` (node -> message id), for a resumed stream:
+    a node whose last streaming event by then is a chunk has its message still open."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT node FROM fireflow.run_event "
-            "WHERE run_id = %s AND seq <= %s AND type = 'STREAM_CHUNK'",
+            "SELECT DISTINCT ON (node) node, type, COALESCE((payload->>'attempt')::int, 1) "
+            "FROM fireflow.run_event WHERE run_id = %s AND seq <= %s "
+            "AND type IN ('STREAM_CHUNK', 'NODE_RESTARTED', 'NODE_COMPLETED', 'NODE_FAILED') "
+            "ORDER BY node, seq DESC",
             [run_id, upto],
         )
-        return {row[0] for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+    return {
+        node: _message_id(run_id, node, attempt)
+        for node, type_, attempt in rows
+        if type_ == "STREAM_CHUNK"
+    }
+
+
+def _message_id(run_id: str, node: str, attempt: int) -> str:
+    # A node that runs again after its worker died streams a new message.
+    return f"{run_id}:{node}" if attempt <= 1 else f"{run_id}:{node}:{attempt}"
 
 
 @dataclass(frozen=True)
@@ -113,12 +127,13 @@ class StoredEvent:
     payload: Any
 
 
-def to_ag_ui(run_id: str, event: StoredEvent, streamed: set[str]) -> list[ag.BaseEvent]:
-    """The AG-UI events for one stored event (most map to one; a stream's first chunk also
-    opens its text message, and its node's completion closes it)."""
+def to_ag_ui(run_id: str, event: StoredEvent, open_messages: dict[str, str]) -> list[ag.BaseEvent]:
+    """The AG-UI events for one stored event (most map to one). A stream's first chunk also
+    opens its text message; the node's completion or failure closes it, and so does a
+    restart of the node (NODE_RESTARTED: what it streamed is superseded, a new message
+    follows)."""
     payload = json.loads(event.payload) if isinstance(event.payload, str) else event.payload
     node = event.node or ""
-    message_id = f"{run_id}:{node}"
     simple: dict[str, Callable[[], ag.BaseEvent]] = {
         "FLOW_STARTED": lambda: ag.RunStartedEvent(thread_id=run_id, run_id=run_id),
         "NODE_STARTED": lambda: ag.StepStartedEvent(step_name=node),
@@ -131,28 +146,35 @@ def to_ag_ui(run_id: str, event: StoredEvent, streamed: set[str]) -> list[ag.Bas
     }
     if event.type in simple:
         return [simple[event.type]()]
+    out: list[ag.BaseEvent] = []
     if event.type == "STREAM_CHUNK":
-        events: list[ag.BaseEvent] = []
-        if node not in streamed:
-            streamed.add(node)
-            events.append(ag.TextMessageStartEvent(message_id=message_id, role="assistant"))
-        events.append(ag.TextMessageContentEvent(message_id=message_id, delta=payload["text"]))
-        return events
+        message_id = _message_id(run_id, node, int(payload.get("attempt", 1)))
+        if open_messages.get(node) != message_id:
+            out += _close(open_messages, node)
+            open_messages[node] = message_id
+            out.append(ag.TextMessageStartEvent(message_id=message_id, role="assistant"))
+        out.append(ag.TextMessageContentEvent(message_id=message_id, delta=payload["text"]))
+        return out
+    if event.type in ("NODE_COMPLETED", "NODE_FAILED", "NODE_RESTARTED"):
+        out += _close(open_messages, node)
     if event.type == "NODE_COMPLETED":
-        closing: list[ag.BaseEvent] = []
-        if node in streamed:
-            closing.append(ag.TextMessageEndEvent(message_id=message_id))
-        return [*closing, ag.StepFinishedEvent(step_name=node)]
+        return [*out, ag.StepFinishedEvent(step_name=node)]
     extra = payload if isinstance(payload, dict) else {}
     return [
-        ag.CustomEvent(name=event.type, value={"node": event.node, "port": event.port, **extra})
+        *out,
+        ag.CustomEvent(name=event.type, value={"node": event.node, "port": event.port, **extra}),
     ]
+
+
+def _close(open_messages: dict[str, str], node: str) -> list[ag.BaseEvent]:
+    message_id = open_messages.pop(node, None)
+    return [ag.TextMessageEndEvent(message_id=message_id)] if message_id else []
 
 
 async def events(run_id: str, after: int) -> AsyncIterator[tuple[int | None, Any]]:
     """(sequence number, AG-UI event) for every event after `after`, then live ones, until
     the run ends; (None, None) while idle, as a keep-alive."""
-    streamed = await sync_to_async(_streamed_nodes)(run_id, after)
+    open_messages = await sync_to_async(_open_messages)(run_id, after)
     wake = hub.watch(run_id)
     deadline = asyncio.get_running_loop().time() + MAX_STREAM_SECONDS
     try:
@@ -161,7 +183,7 @@ async def events(run_id: str, after: int) -> AsyncIterator[tuple[int | None, Any
             rows, status = await sync_to_async(_read)(run_id, after)
             for seq, type_, node, port, payload in rows:
                 stored = StoredEvent(seq, type_, node, port, payload)
-                for event in to_ag_ui(run_id, stored, streamed):
+                for event in to_ag_ui(run_id, stored, open_messages):
                     yield seq, event
                 after = seq
                 if type_ in _END_TYPES:

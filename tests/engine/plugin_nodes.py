@@ -102,3 +102,60 @@ class SlowPut(DataPut):
     async def after_write(self) -> None:
         await _record("-", "slow_put", "committed")
         await asyncio.sleep(3)
+
+
+class SlowStream(NodeType):
+    """Streams `lines` lines, one every `seconds`, recording when it starts and ends."""
+
+    type_name = "test_slow_stream"
+    title = "Slow stream (test)"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"lines": {"type": "integer"}, "seconds": {"type": "number"}},
+    }
+    INPUTS = (Port("value", PortType.ANY, required=False),)
+    OUTPUTS = (Port("text", PortType.TEXT), Port("stream", PortType.STREAM, mirrors="text"))
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        await _record(ctx.run_id, ctx.node_id, "start")
+        assert ctx.streams is not None
+        writer = await ctx.streams.writer("stream")
+        lines = [f"line {i}\n" for i in range(int(config.get("lines", 5)))]
+        for line in lines:
+            if ctx.emit is not None:
+                await ctx.emit("STREAM_CHUNK", {"text": line})
+            await writer.write(line)
+            await asyncio.sleep(float(config.get("seconds", 0.2)))
+        await _record(ctx.run_id, ctx.node_id, "end")
+        return {"text": "".join(lines)}
+
+
+class StreamCollect(NodeType):
+    """Reads a stream, recording when its first chunk arrived; returns the text of the
+    producer's last attempt."""
+
+    type_name = "test_stream_collect"
+    title = "Collect a stream (test)"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    INPUTS = (Port("stream", PortType.STREAM),)
+    OUTPUTS = (Port("text", PortType.TEXT), Port("attempts", PortType.LIST))
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        await _record(ctx.run_id, ctx.node_id, "start")
+        assert ctx.streams is not None
+        attempts: list[int] = []
+        parts: list[str] = []
+        async for chunk in ctx.streams.read(inputs["stream"]):
+            if not attempts or attempts[-1] != chunk.attempt:
+                attempts.append(chunk.attempt)
+                parts = []
+                await _record(ctx.run_id, ctx.node_id, f"first-chunk-{chunk.attempt}")
+            parts.append(chunk.text)
+        await _record(ctx.run_id, ctx.node_id, "end")
+        return {"text": "".join(parts), "attempts": attempts}

@@ -52,6 +52,24 @@ def engine_worker(test_database_url: str, fake_llm: object) -> Iterator[str]:
     engine_bridge.client.cache_clear()
 
 
+@pytest.fixture
+def session_worker_paused(engine_worker: str) -> Iterator[str]:
+    """The session's worker stopped (SIGSTOP) for one test, so that the workers the test
+    starts, and kills, are the only ones taking runs; resumed afterwards."""
+    import signal
+
+    from tests.engine.harness import STARTED
+
+    paused = [w for w in STARTED if w.executor_id.startswith("api-tests-") and w.alive()]
+    for worker in paused:
+        worker.process.send_signal(signal.SIGSTOP)
+    try:
+        yield engine_worker
+    finally:
+        for worker in paused:
+            worker.process.send_signal(signal.SIGCONT)
+
+
 @pytest.fixture(scope="session")
 def web_server(test_database_url: str) -> Iterator[str]:
     """daphne serving the app on the test database, as `make up` does (ASGI: live streams)."""

@@ -20,6 +20,13 @@ export interface LiveMessage {
   id: string;
   text: string;
   open: boolean;
+  /** The node ran again after its worker stopped: this text was replaced by a later message. */
+  superseded?: boolean;
+}
+
+/** The node a message id belongs to: ids are `<run>:<node>` or `<run>:<node>:<attempt>`. */
+export function messageNode(id: string): string {
+  return id.split(":")[1] ?? "";
 }
 
 export interface LiveUsage {
@@ -113,6 +120,13 @@ export function applyRunEvent(state: LiveRun, event: AgUiEvent): LiveRun {
       if (event.name === "NODE_FAILED") {
         const error = typeof value.error === "string" ? value.error : undefined;
         return { ...state, steps: setStep(state.steps, node, "failed", error) };
+      }
+      if (event.name === "NODE_RESTARTED") {
+        return {
+          ...state,
+          steps: setStep(state.steps, node, "running"),
+          messages: state.messages.map((m) => (messageNode(m.id) === node ? { ...m, open: false, superseded: true } : m)),
+        };
       }
       if (event.name === "LLM_USAGE") {
         const usage: LiveUsage = {

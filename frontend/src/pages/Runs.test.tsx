@@ -143,6 +143,27 @@ describe("run page: the live view", () => {
     expect(state.phase).toBe("error");
     expect(state.error).toBe("node http failed");
   });
+
+  it("marks what a node streamed before its worker died as superseded by its next attempt", () => {
+    let state = INITIAL_LIVE;
+    for (const event of [
+      { type: "RUN_STARTED" },
+      { type: "STEP_STARTED", stepName: "llm" },
+      { type: "TEXT_MESSAGE_START", messageId: "r1:llm" },
+      { type: "TEXT_MESSAGE_CONTENT", messageId: "r1:llm", delta: "Hel" },
+      { type: "TEXT_MESSAGE_END", messageId: "r1:llm" },
+      { type: "CUSTOM", name: "NODE_RESTARTED", value: { node: "llm", port: null, attempt: 2 } },
+      { type: "TEXT_MESSAGE_START", messageId: "r1:llm:2" },
+      { type: "TEXT_MESSAGE_CONTENT", messageId: "r1:llm:2", delta: "Hello again" },
+    ] satisfies AgUiEvent[]) {
+      state = applyRunEvent(state, event);
+    }
+    expect(state.messages).toEqual([
+      { id: "r1:llm", text: "Hel", open: false, superseded: true },
+      { id: "r1:llm:2", text: "Hello again", open: true },
+    ]);
+    expect(state.steps).toEqual([{ node: "llm", state: "running" }]);
+  });
 });
 
 describe("runs page: who may start a run", () => {

@@ -8,7 +8,7 @@ import { Alert, Badge, Button, EmptyState, PageHeader, Spinner, formatDate, rela
 import { useAsync, usePaged } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { can } from "../lib/permissions";
-import { TERMINAL, streamUrl, useRunStream, type LiveRun, type StepState } from "../lib/runs";
+import { TERMINAL, messageNode, streamUrl, useRunStream, type LiveRun, type StepState } from "../lib/runs";
 
 const STATUS_TONE: Record<string, string> = {
   queued: "muted",
@@ -262,9 +262,21 @@ export function RunPage() {
         <div className="card-body stack" role="log" aria-label="Streamed text">
           {live.messages.length === 0 ? <p className="muted">No streamed text.</p> : null}
           {live.messages.map((message) => (
-            <pre key={message.id} className="run-text" data-testid="run-live-text" data-message-id={message.id} aria-busy={message.open || undefined}>
-              {message.text}
-            </pre>
+            <div key={message.id}>
+              {message.superseded ? (
+                <p className="muted" data-testid="run-text-superseded">
+                  Superseded: step {messageNode(message.id)} ran again after its worker stopped.
+                </p>
+              ) : null}
+              <pre
+                className={message.superseded ? "run-text superseded" : "run-text"}
+                data-testid="run-live-text"
+                data-message-id={message.id}
+                aria-busy={message.open || undefined}
+              >
+                {message.text}
+              </pre>
+            </div>
           ))}
         </div>
       </section>
