@@ -159,6 +159,12 @@ class NodeType:
     def outputs(cls, config: Mapping[str, Any]) -> tuple[Port, ...]:
         return cls.OUTPUTS
 
+    @classmethod
+    def called_flows(cls, config: Mapping[str, Any]) -> list[str]:
+        """The ids of the flows this node runs as child runs (the platform pins their
+        documents into the run when it starts)."""
+        return []
+
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:

@@ -85,11 +85,20 @@ class _Rule:
     tool_calls: tuple[_ToolCall, ...]
     error: tuple[int, str, str] | None
     remaining: int | None
+    after_result: str | re.Pattern[str] | None = None
 
-    def matches(self, text: str) -> bool:
-        if isinstance(self.match, re.Pattern):
-            return self.match.search(text) is not None
-        return self.match.lower() in text.lower()
+    def matches(self, text: str, tool_result: str | None) -> bool:
+        if self.after_result is not None and (
+            tool_result is None or not _found(self.after_result, tool_result)
+        ):
+            return False
+        return _found(self.match, text)
+
+
+def _found(pattern: str | re.Pattern[str], text: str) -> bool:
+    if isinstance(pattern, re.Pattern):
+        return pattern.search(text) is not None
+    return pattern.lower() in text.lower()
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,9 @@ class FakeScript:
 
     A rule with a `tool_call` answers with the tool call(s) until the conversation ends in a
     tool result; then it answers with `reply` (or "Tool result: <result text>"). A rule with
+    `after_result` only answers conversations that end in a tool result matching it, and
+    answers them with its tool call(s) if it has any: a model calling a tool again after
+    seeing a result (to retry after an error, or to go on). A rule with
     `error` answers with that HTTP status and error type. `times` limits how often a rule
     answers (e.g. one 429, then the default reply)."""
 
@@ -142,10 +154,12 @@ class FakeScript:
         tool_call: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         error: tuple[int, str] | tuple[int, str, str] | None = None,
         times: int | None = None,
+        after_result: str | re.Pattern[str] | None = None,
     ) -> Self:
         """Add a rule. `match` is a case-insensitive substring or a compiled pattern;
         `tool_call` is {"name": ..., "arguments": {...}} or a list of them; `error` is
-        (status, type) or (status, type, message)."""
+        (status, type) or (status, type, message); `after_result` is matched like `match`
+        against the tool result the conversation ends in ("" matches any result)."""
         if reply is None and tool_call is None and error is None:
             raise ValueError("a rule needs a reply, a tool_call or an error")
         if times is not None and times < 1:
@@ -163,6 +177,7 @@ class FakeScript:
             tool_calls=_tool_calls(tool_call) if tool_call is not None else (),
             error=scripted_error,
             remaining=times,
+            after_result=after_result,
         )
         with self._lock:
             self._rules.append(rule)
@@ -176,10 +191,10 @@ class FakeScript:
         with self._lock:
             return sum(1 for rule in self._rules if rule.remaining != 0)
 
-    def _take(self, text: str) -> _Rule | None:
+    def _take(self, text: str, tool_result: str | None) -> _Rule | None:
         with self._lock:
             for rule in self._rules:
-                if rule.remaining != 0 and rule.matches(text):
+                if rule.remaining != 0 and rule.matches(text, tool_result):
                     if rule.remaining is not None:
                         rule.remaining -= 1
                     return rule
@@ -188,12 +203,12 @@ class FakeScript:
     def answer(self, user_text: str, tool_result: str | None = None) -> _Turn:
         """The turn for a conversation whose last user text is `user_text` and which ends in
         `tool_result` (None when it does not end in a tool result)."""
-        rule = self._take(user_text)
+        rule = self._take(user_text, tool_result)
         if rule is None:
             return _Turn(text=self.default(user_text))
         if rule.error is not None:
             return _Turn(error=rule.error)
-        if rule.tool_calls and tool_result is None:
+        if rule.tool_calls and (tool_result is None or rule.after_result is not None):
             return _Turn(tool_calls=rule.tool_calls)
         if rule.reply is not None:
             return _Turn(text=rule.reply)

@@ -1,18 +1,35 @@
 """One call path for every LLM call: providers through their official SDKs (OpenAI, and
 Gemini, DeepSeek, Groq and self-hosted servers through OpenAI-compatible endpoints;
-Anthropic), streamed, normalised to text deltas plus one result with usage.
+Anthropic), streamed, normalised to text deltas, tool-call deltas and one result with usage.
 
 Credentials are the worker's (environment variables) until the vault lands: never a flow
 field, never in a workflow input or a step output. A self-hosted base URL given in a flow is
-checked like any URL the HTTP node fetches (SSRF guard and the workspace's allow list)."""
+checked like any URL the HTTP node fetches (SSRF guard and the workspace's allow list).
 
+Messages and tools are provider-neutral; each provider's adapter maps them to its wire
+format (OpenAI: `tools[].function`, assistant `tool_calls`, `role: tool` messages;
+Anthropic: `input_schema`, `tool_use` blocks, `tool_result` blocks in a user turn).
+
+    {"role": "user", "content": text}
+    {"role": "assistant", "content": text,
+     "tool_calls": [{"id": id, "name": tool name, "arguments": {...}}]}   # tool_calls optional
+    {"role": "tool", "tool_call_id": id, "name": tool name, "content": text,
+     "is_error": bool}                                                      # is_error optional
+
+A tool is {"name", "description", "parameters": a JSON Schema of its arguments (an
+object)}. `ChatResult.tool_calls` holds the calls the model made, in order, each
+{"id", "name", "arguments": dict}; when the model wrote arguments that are not a JSON
+object, "arguments" is {} and "invalid_arguments" holds what it wrote."""
+
+import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 import openai
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from .._net import AllowList, BlockedURL, check_url
 from .._registry import NodeError
@@ -34,11 +51,14 @@ _RETRIES = 2  # the SDKs retry 429 and 5xx with backoff, before the first token 
 class ChatRequest:
     provider: str
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]  # the neutral shape (module docstring)
     system: str = ""
     max_tokens: int = 1024
     temperature: float | None = None
     base_url: str | None = None  # openai_compatible only
+    tools: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {"name", "description", "parameters"}
 
 
 @dataclass
@@ -48,9 +68,22 @@ class ChatResult:
     output_tokens: int = 0
     stop_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"id", "name", "arguments"}
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A tool call while the model writes it: "start" (id and name known), "args" (the
+    next piece of the arguments' JSON text) and "end" (the arguments are complete)."""
+
+    kind: Literal["start", "args", "end"]
+    id: str
+    name: str
+    arguments: str = ""
 
 
 OnText = Callable[[str], Awaitable[None]]
+OnToolCall = Callable[[ToolCallDelta], Awaitable[None]]
 
 
 async def _base_url(request: ChatRequest, allow: AllowList) -> str | None:
@@ -86,17 +119,23 @@ def _key(request: ChatRequest) -> str:
     raise NodeError(f"no API key for {request.provider}: set {variable} on the workers")
 
 
-async def chat(request: ChatRequest, allow: AllowList, on_text: OnText | None = None) -> ChatResult:
-    """Call the model, streaming text to `on_text` as it arrives; errors a user can act on
-    become NodeError with the provider, the model and what to do."""
+async def chat(
+    request: ChatRequest,
+    allow: AllowList,
+    on_text: OnText | None = None,
+    on_tool_call: OnToolCall | None = None,
+) -> ChatResult:
+    """Call the model, streaming text to `on_text` and tool calls to `on_tool_call` as they
+    arrive; errors a user can act on become NodeError with the provider, the model and
+    what to do."""
     if request.provider not in PROVIDERS:
         raise NodeError(f"unknown provider '{request.provider}'; use one of {', '.join(PROVIDERS)}")
     base_url = await _base_url(request, allow)
     key = _key(request)
     try:
         if request.provider == "anthropic":
-            return await _anthropic(request, key, base_url, on_text)
-        return await _openai(request, key, base_url, on_text)
+            return await _anthropic(request, key, base_url, on_text, on_tool_call)
+        return await _openai(request, key, base_url, on_text, on_tool_call)
     except (openai.AuthenticationError, anthropic.AuthenticationError):
         raise NodeError(
             f"{request.provider} refused the API key: check the workers' key for it"
@@ -113,18 +152,131 @@ async def chat(request: ChatRequest, allow: AllowList, on_text: OnText | None = 
         raise NodeError(f"{request.provider} answered {exc.status_code}") from None
 
 
+def _tool_call(call_id: str, name: str, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A finished tool call in the neutral shape (arguments parsed when they are text)."""
+    if isinstance(arguments, Mapping):
+        return {"id": call_id, "name": name, "arguments": dict(arguments)}
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return {"id": call_id, "name": name, "arguments": parsed}
+    return {"id": call_id, "name": name, "arguments": {}, "invalid_arguments": arguments}
+
+
+# --- OpenAI (and OpenAI-compatible) -------------------------------------------------------
+
+
+def _openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    wire: list[dict[str, Any]] = (
+        [{"role": "system", "content": request.system}] if request.system else []
+    )
+    for message in request.messages:
+        role = message.get("role")
+        if role == "tool":
+            wire.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message["tool_call_id"],
+                    "content": message.get("content", ""),
+                }
+            )
+        elif role == "assistant" and message.get("tool_calls"):
+            wire.append(
+                {
+                    "role": "assistant",
+                    "content": message.get("content") or None,
+                    "tool_calls": [
+                        {
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {
+                                "name": call["name"],
+                                "arguments": json.dumps(call.get("arguments") or {}),
+                            },
+                        }
+                        for call in message["tool_calls"]
+                    ],
+                }
+            )
+        else:
+            wire.append({"role": role, "content": message.get("content", "")})
+    return wire
+
+
+def _openai_tools(tools: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "description": tool.get("description", ""),
+                "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in tools
+    ]
+
+
+@dataclass
+class _PendingCall:
+    id: str
+    name: str
+    arguments: list[str] = field(default_factory=list)
+
+
+class _OpenAIToolCalls:
+    """Tool calls put together from OpenAI's deltas: the first delta of a call carries its
+    index, id and name, the next ones pieces of its arguments."""
+
+    def __init__(self, on_tool_call: OnToolCall | None) -> None:
+        self._on_tool_call = on_tool_call
+        self._calls: dict[int, _PendingCall] = {}
+
+    async def _tell(
+        self, kind: Literal["start", "args", "end"], call: _PendingCall, text: str = ""
+    ) -> None:
+        if self._on_tool_call is not None:
+            await self._on_tool_call(ToolCallDelta(kind, call.id, call.name, text))
+
+    async def feed(self, delta: ChoiceDeltaToolCall) -> None:
+        # Some compatible servers leave out the index of a call they send whole.
+        index = delta.index if delta.index is not None else len(self._calls)
+        function = delta.function
+        call = self._calls.get(index)
+        if call is None:
+            name = (function.name if function is not None else None) or ""
+            call = self._calls[index] = _PendingCall(delta.id or f"call_{index}", name)
+            await self._tell("start", call)
+        if function is not None and function.arguments:
+            call.arguments.append(function.arguments)
+            await self._tell("args", call, function.arguments)
+
+    async def finish(self) -> list[dict[str, Any]]:
+        calls = [self._calls[index] for index in sorted(self._calls)]
+        for call in calls:
+            await self._tell("end", call)
+        return [_tool_call(call.id, call.name, "".join(call.arguments)) for call in calls]
+
+
 async def _openai(
-    request: ChatRequest, key: str, base_url: str | None, on_text: OnText | None
+    request: ChatRequest,
+    key: str,
+    base_url: str | None,
+    on_text: OnText | None,
+    on_tool_call: OnToolCall | None,
 ) -> ChatResult:
     client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=_RETRIES)
-    messages: list[Any] = (
-        [{"role": "system", "content": request.system}] if request.system else []
-    ) + list(request.messages)
+    messages: Any = _openai_messages(request)  # the SDK's ChatCompletionMessageParam shape
     options: dict[str, Any] = {"max_tokens": request.max_tokens}
     if request.temperature is not None:
         options["temperature"] = request.temperature
+    if request.tools:
+        options["tools"] = _openai_tools(request.tools)
     result = ChatResult(text="")
     parts: list[str] = []
+    calls = _OpenAIToolCalls(on_tool_call)
     async with client:
         stream = await client.chat.completions.create(
             model=request.model,
@@ -142,14 +294,80 @@ async def _openai(
                     parts.append(choice.delta.content)
                     if on_text is not None:
                         await on_text(choice.delta.content)
+                for delta in choice.delta.tool_calls or []:
+                    await calls.feed(delta)
                 if choice.finish_reason:
                     result.stop_reason = choice.finish_reason
+    result.tool_calls = await calls.finish()
     result.text = "".join(parts)
     return result
 
 
+# --- Anthropic ----------------------------------------------------------------------------
+
+
+def _anthropic_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The neutral messages as Anthropic turns: tool calls become `tool_use` blocks, tool
+    results `tool_result` blocks of a user turn, and turns of one role in a row are merged
+    (the API wants user and assistant to alternate)."""
+    wire: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        content: str | list[dict[str, Any]]
+        if role == "tool":
+            role = "user"
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": message["tool_call_id"],
+                "content": message.get("content", ""),
+            }
+            if message.get("is_error"):
+                result["is_error"] = True
+            content = [result]
+        elif role == "assistant" and message.get("tool_calls"):
+            text = message.get("content") or ""
+            content = [{"type": "text", "text": text}] if text else []
+            content += [
+                {
+                    "type": "tool_use",
+                    "id": call["id"],
+                    "name": call["name"],
+                    "input": call.get("arguments") or {},
+                }
+                for call in message["tool_calls"]
+            ]
+        else:
+            content = message.get("content", "")
+        if wire and wire[-1]["role"] == role:
+            wire[-1]["content"] = _blocks(wire[-1]["content"]) + _blocks(content)
+        else:
+            wire.append({"role": role, "content": content})
+    return wire
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return content
+
+
+def _anthropic_tools(tools: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": tool["name"],
+            "description": tool.get("description", ""),
+            "input_schema": tool.get("parameters") or {"type": "object", "properties": {}},
+        }
+        for tool in tools
+    ]
+
+
 async def _anthropic(
-    request: ChatRequest, key: str, base_url: str | None, on_text: OnText | None
+    request: ChatRequest,
+    key: str,
+    base_url: str | None,
+    on_text: OnText | None,
+    on_tool_call: OnToolCall | None,
 ) -> ChatResult:
     client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=_RETRIES)
     options: dict[str, Any] = {"max_tokens": request.max_tokens}
@@ -157,19 +375,51 @@ async def _anthropic(
         options["system"] = request.system
     if request.temperature is not None:
         options["temperature"] = request.temperature
-    messages: Any = list(request.messages)  # the SDK's MessageParam shape
+    if request.tools:
+        options["tools"] = _anthropic_tools(request.tools)
+    messages: Any = _anthropic_messages(request.messages)  # the SDK's MessageParam shape
+    calls: dict[int, _PendingCall] = {}  # tool_use blocks by content-block index
     async with (
         client,
         client.messages.stream(model=request.model, messages=messages, **options) as stream,
     ):
-        async for text in stream.text_stream:
-            if on_text is not None:
-                await on_text(text)
+        async for event in stream:
+            if event.type == "content_block_start" and event.content_block.type == "tool_use":
+                block = event.content_block
+                calls[event.index] = _PendingCall(block.id, block.name)
+                if on_tool_call is not None:
+                    await on_tool_call(ToolCallDelta("start", block.id, block.name))
+            elif event.type == "content_block_delta":
+                delta = event.delta
+                if delta.type == "text_delta" and on_text is not None:
+                    await on_text(delta.text)
+                elif delta.type == "input_json_delta" and event.index in calls:
+                    call = calls[event.index]
+                    if on_tool_call is not None and delta.partial_json:
+                        await on_tool_call(
+                            ToolCallDelta("args", call.id, call.name, delta.partial_json)
+                        )
+            elif event.type == "content_block_stop" and event.index in calls:
+                call = calls[event.index]
+                if on_tool_call is not None:
+                    await on_tool_call(ToolCallDelta("end", call.id, call.name))
         final = await stream.get_final_message()
     text = "".join(block.text for block in final.content if block.type == "text")
+    tool_calls = [
+        _tool_call(block.id, block.name, _input(block.input))
+        for block in final.content
+        if block.type == "tool_use"
+    ]
     return ChatResult(
         text=text,
         input_tokens=final.usage.input_tokens,
         output_tokens=final.usage.output_tokens,
         stop_reason=final.stop_reason,
+        tool_calls=tool_calls,
     )
+
+
+def _input(value: object) -> str | Mapping[str, Any]:
+    """A tool_use block's input: the SDK parses it; anything but an object is kept as the
+    JSON text the model wrote, so it is reported as invalid arguments."""
+    return value if isinstance(value, Mapping) else json.dumps(value)

@@ -21,6 +21,14 @@ _MAX_DELAY = 60 * 60 * 24 * 90  # ninety days
 _FLOW_REF = {"type": "string", "format": "uuid", "description": "a flow of this workspace"}
 
 
+class _CallsOneFlow(NodeType):
+    """Base of the nodes whose config names one flow to run as child runs."""
+
+    @classmethod
+    def called_flows(cls, config: Mapping[str, Any]) -> list[str]:
+        return [str(config.get("flow_id", ""))]
+
+
 def _wall_clock() -> float:
     return time.time()
 
@@ -85,7 +93,7 @@ def _outcome(child_id: str, result: dict[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-class ExecuteFlow(NodeType):
+class ExecuteFlow(_CallsOneFlow):
     type_name = "execute_flow"
     title = "Execute flow"
     description = "Runs another flow as a child run and returns its outputs."
@@ -109,7 +117,7 @@ class ExecuteFlow(NodeType):
         return {"outputs": _outcome(child_id, result)}
 
 
-class Map(NodeType):
+class Map(_CallsOneFlow):
     type_name = "map"
     title = "Map"
     description = (
@@ -159,7 +167,7 @@ class Map(NodeType):
         return {"results": [task.result() for task in tasks]}
 
 
-class StreamFlatMap(NodeType):
+class StreamFlatMap(_CallsOneFlow):
     type_name = "stream_flat_map"
     title = "Stream flat-map"
     description = (

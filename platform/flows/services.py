@@ -250,13 +250,19 @@ def network_policy_set(*, wctx: WorkspaceContext, http_allow: list[str]) -> Netw
     return policy
 
 
-_CALLS_FLOWS = ("execute_flow", "map")
 _MAX_NESTING = 5
 
 
+def _called_flows(node: dict[str, Any]) -> list[str]:
+    cls = engine.node_type(str(node.get("type", "")))
+    config = node.get("config")
+    return cls.called_flows(config) if cls is not None and isinstance(config, dict) else []
+
+
 def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]:
-    """The current documents of every flow this document calls (ExecuteFlow, Map), and of
-    the flows they call: pinned into the run so it never changes under it."""
+    """The current documents of every flow this document calls (ExecuteFlow, Map,
+    StreamFlatMap, an agent's tools), and of the flows they call: pinned into the run so it
+    never changes under it."""
     pinned: dict[str, Any] = {}
 
     def visit(doc: dict[str, Any], path: list[str]) -> None:
@@ -266,36 +272,37 @@ def pin_subflows(workspace_id: UUID, document: dict[str, Any]) -> dict[str, Any]
                 code="flows_too_deep",
             )
         for node in doc.get("nodes", []):
-            if node.get("type") not in _CALLS_FLOWS:
-                continue
-            raw_id = str(node.get("config", {}).get("flow_id", ""))
-            flow_uuid = _uuid_or_none(raw_id)
-            flow_id = str(flow_uuid) if flow_uuid else raw_id  # one spelling per flow
-            if flow_id in path:
-                raise InvalidInput(
-                    f"Node '{node['id']}' calls flow {flow_id}, which is already running "
-                    "higher up: flows cannot call themselves.",
-                    code="flow_cycle",
-                    fields={f"nodes.{node['id']}": "calls its own caller"},
-                )
-            if flow_id in pinned:
-                continue
-            flow = (
-                Flow.objects.filter(workspace_id=workspace_id, id=flow_uuid)
-                .select_related("current_version")
-                .first()
-                if flow_uuid
-                else None
+            for raw_id in _called_flows(node):
+                visit_call(node, raw_id, path)
+
+    def visit_call(node: dict[str, Any], raw_id: str, path: list[str]) -> None:
+        flow_uuid = _uuid_or_none(raw_id)
+        flow_id = str(flow_uuid) if flow_uuid else raw_id  # one spelling per flow
+        if flow_id in path:
+            raise InvalidInput(
+                f"Node '{node['id']}' calls flow {flow_id}, which is already running "
+                "higher up: flows cannot call themselves.",
+                code="flow_cycle",
+                fields={f"nodes.{node['id']}": "calls its own caller"},
             )
-            if flow is None or flow.current_version is None:
-                raise InvalidInput(
-                    f"Node '{node['id']}' calls flow {flow_id}, which is not a saved flow of "
-                    "this workspace.",
-                    code="unknown_flow",
-                    fields={f"nodes.{node['id']}": "unknown flow"},
-                )
-            pinned[flow_id] = flow.current_version.document
-            visit(flow.current_version.document, [*path, flow_id])
+        if flow_id in pinned:
+            return
+        flow = (
+            Flow.objects.filter(workspace_id=workspace_id, id=flow_uuid)
+            .select_related("current_version")
+            .first()
+            if flow_uuid
+            else None
+        )
+        if flow is None or flow.current_version is None:
+            raise InvalidInput(
+                f"Node '{node['id']}' calls flow {flow_id}, which is not a saved flow of "
+                "this workspace.",
+                code="unknown_flow",
+                fields={f"nodes.{node['id']}": "unknown flow"},
+            )
+        pinned[flow_id] = flow.current_version.document
+        visit(flow.current_version.document, [*path, flow_id])
 
     visit(document, [])
     return pinned
