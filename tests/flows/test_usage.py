@@ -147,3 +147,84 @@ def test_the_ledger_records_a_call_once_however_often_it_is_reported(
     assert rows == [(str(run.id), 1, 300), (str(run.id), 2, 300), (f"{run.id}:map:3", 1, 300)]
     assert {r.run_id for r in LLMUsage.objects.all()} == {run.id}
     assert client.get(f"{base(org)}/runs/{run.id}/usage").json()["cost_micros"] == 3 * 360
+
+
+@pytest.mark.django_db(transaction=True)
+def test_usage_is_recorded_once_per_call_when_the_worker_dies_between_two_calls(
+    session_worker_paused: str, fake_llm: Any, org: OrgFixture, client_for: Any
+) -> None:
+    """A structured-output node makes two calls (a bad reply, then its repair). The worker is
+    killed after the first call was recorded, while the second is being written; the step
+    runs again from the start and makes both calls again, yet the ledger has one record per
+    call and the run's cost is that of two calls."""
+    import time
+
+    import psycopg
+
+    from tests.engine.harness import Worker
+
+    client = client_for(org.owner)
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "q", "type": "input", "config": {"fields": [{"name": "q", "type": "text"}]}},
+            {
+                "id": "extract",
+                "type": "structured_output",
+                "config": {
+                    "provider": "fake",
+                    "model": "fake-echo",
+                    "schema": {
+                        "type": "object",
+                        "required": ["n"],
+                        "properties": {"n": {"type": "integer"}, "note": {"type": "string"}},
+                    },
+                },
+            },
+            {"id": "out", "type": "output", "config": {"name": "data"}},
+        ],
+        "edges": [
+            {"from": "q.q", "to": "extract.prompt"},
+            {"from": "extract.data", "to": "out.value"},
+        ],
+    }
+    flow_id = create_flow(client, org, document)
+    note = " ".join(f"word{i}" for i in range(40))
+    fake_llm.script.add("count the moons", reply="nope")
+    fake_llm.script.add("does not match the json schema", reply=f'{{"n": 7, "note": "{note}"}}')
+    seen_before = len(fake_llm.requests)
+    worker = Worker(session_worker_paused, f"usage-kill-{org.org.slug}", platform=True)
+    fake_llm.tokens_per_s = 15  # the repair takes about three seconds to write
+    try:
+        run = _start(client, org, flow_id, "Count the moons of Mars")
+        with psycopg.connect(session_worker_paused, autocommit=True) as conn:
+
+            def recorded() -> int:
+                row = conn.execute(
+                    "SELECT count(*) FROM flows_llmusage WHERE run_key = %s", (run["id"],)
+                ).fetchone()
+                return int(row[0]) if row else 0
+
+            until = time.monotonic() + 30
+            while recorded() < 1:
+                assert time.monotonic() < until, "the first call was never recorded"
+                time.sleep(0.02)
+            assert recorded() == 1  # the repair call is still being written
+        worker.kill9()
+        worker = Worker(session_worker_paused, f"usage-kill-{org.org.slug}", platform=True)
+        done = wait_run(client, org, run["id"], timeout=60)
+    finally:
+        fake_llm.tokens_per_s = None
+        worker.stop()
+    assert done["status"] == "completed", done["error"]
+    assert done["outputs"]["data"]["n"] == 7
+    calls = len(fake_llm.requests) - seen_before
+    assert calls >= 3, "the step did not run again after the kill"
+    rows = list(LLMUsage.objects.filter(run_id=run["id"]).order_by("call_index"))
+    assert [(r.node_id, r.call_index) for r in rows] == [("extract", 1), ("extract", 2)]
+    info = model_info("fake", "fake-echo")
+    assert info is not None
+    for row in rows:
+        assert row.cost_micros == info.cost_micros(row.input_tokens, row.output_tokens) > 0
+    usage = client.get(f"{base(org)}/runs/{run['id']}/usage").json()
+    assert usage["cost_micros"] == sum(r.cost_micros for r in rows)
