@@ -86,6 +86,7 @@ class _Rule:
     error: tuple[int, str, str] | None
     remaining: int | None
     after_result: str | re.Pattern[str] | None = None
+    fail_after: int | None = None
 
     def matches(self, text: str, tool_result: str | None) -> bool:
         if self.after_result is not None and (
@@ -108,6 +109,8 @@ class _Turn:
     text: str = ""
     tool_calls: tuple[_ToolCall, ...] = ()
     error: tuple[int, str, str] | None = None
+    # Streaming only: after this many tokens the stream carries a server error and ends.
+    fail_after: int | None = None
 
 
 def _echo(text: str) -> str:
@@ -155,11 +158,14 @@ class FakeScript:
         error: tuple[int, str] | tuple[int, str, str] | None = None,
         times: int | None = None,
         after_result: str | re.Pattern[str] | None = None,
+        fail_after: int | None = None,
     ) -> Self:
         """Add a rule. `match` is a case-insensitive substring or a compiled pattern;
         `tool_call` is {"name": ..., "arguments": {...}} or a list of them; `error` is
         (status, type) or (status, type, message); `after_result` is matched like `match`
-        against the tool result the conversation ends in ("" matches any result)."""
+        against the tool result the conversation ends in ("" matches any result);
+        `fail_after` makes a streamed `reply` break off after that many tokens with a server
+        error event (the provider failing mid-answer)."""
         if reply is None and tool_call is None and error is None:
             raise ValueError("a rule needs a reply, a tool_call or an error")
         if times is not None and times < 1:
@@ -178,6 +184,7 @@ class FakeScript:
             error=scripted_error,
             remaining=times,
             after_result=after_result,
+            fail_after=fail_after,
         )
         with self._lock:
             self._rules.append(rule)
@@ -211,7 +218,7 @@ class FakeScript:
         if rule.tool_calls and (tool_result is None or rule.after_result is not None):
             return _Turn(tool_calls=rule.tool_calls)
         if rule.reply is not None:
-            return _Turn(text=rule.reply)
+            return _Turn(text=rule.reply, fail_after=rule.fail_after)
         if tool_result is not None:
             return _Turn(text=f"Tool result: {tool_result}")
         return _Turn(text=self.default(user_text))  # pragma: no cover - a rule has one of them
@@ -594,7 +601,10 @@ class _Handler(BaseHTTPRequestHandler):
             options = body.get("stream_options") or {}
             usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
             self._start_stream(headers)
-            self._stream(_openai_chunks(reply, model, seq, include_usage=usage))
+            error = _data(_openai_error(500, "server_error", "fake server error mid-stream"))
+            self._stream(
+                _openai_chunks(reply, model, seq, include_usage=usage), turn.fail_after, error
+            )
             return
         self._send_json(200, _openai_completion(reply, model, seq), headers)
 
@@ -612,15 +622,31 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"request-id": f"req_fake{seq:06d}"}
         if body.get("stream"):
             self._start_stream(headers)
-            self._stream(_anthropic_events(reply, model, seq))
+            error = (
+                "event: error\ndata: "
+                + json.dumps(_anthropic_error(500, "api_error", "fake server error mid-stream"))
+                + "\n\n"
+            )
+            self._stream(_anthropic_events(reply, model, seq), turn.fail_after, error)
             return
         self._send_json(200, _anthropic_message(reply, model, seq), headers)
 
-    def _stream(self, events: Iterable[tuple[bool, str]]) -> None:
-        """Write SSE events as chunks, deltas paced at the server's `tokens_per_s`."""
+    def _stream(
+        self,
+        events: Iterable[tuple[bool, str]],
+        fail_after: int | None = None,
+        error_event: str = "",
+    ) -> None:
+        """Write SSE events as chunks, deltas paced at the server's `tokens_per_s`; with
+        `fail_after`, the error event replaces everything after that many deltas."""
         pacer = _Pacer(self.fake.tokens_per_s)
+        deltas = 0
         for is_delta, event in events:
             if is_delta:
+                if fail_after is not None and deltas >= fail_after:
+                    self._chunk(error_event)
+                    break
+                deltas += 1
                 pacer.wait()
             self._chunk(event)
         self._end_stream()

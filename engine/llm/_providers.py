@@ -149,7 +149,19 @@ async def chat(
     except (openai.APIConnectionError, anthropic.APIConnectionError):
         raise NodeError(f"could not reach {request.provider}") from None
     except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+        if exc.status_code < 400:  # the answer had begun: an error event inside the stream
+            raise NodeError(_broke_off(request, exc)) from None
         raise NodeError(f"{request.provider} answered {exc.status_code}") from None
+    except (openai.APIError, anthropic.APIError) as exc:  # an error event inside the stream
+        raise NodeError(_broke_off(request, exc)) from None
+
+
+def _broke_off(request: ChatRequest, exc: Exception) -> str:
+    detail = str(getattr(exc, "message", "") or "no detail")[:300]
+    return (
+        f"{request.provider} broke off its answer with an error ({detail}); run the node "
+        "again (it is not retried by itself once text has streamed)"
+    )
 
 
 def _tool_call(call_id: str, name: str, arguments: str | Mapping[str, Any]) -> dict[str, Any]:

@@ -139,3 +139,21 @@ def test_tokens_reach_the_event_stream_while_the_model_writes(
     assert state == "SUCCESS"
     assert "".join(e["payload"]["text"] for e in streamed) == output["outputs"]["answer"]
     assert [e["seq"] for e in streamed] == sorted(e["seq"] for e in streamed)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")]
+)
+def test_a_server_error_mid_stream_fails_the_node_clearly(
+    fake: FakeLLMServer, provider: str, model: str
+) -> None:
+    fake.script.add("tell a long story", reply="Once upon a time there was a fox", fail_after=3)
+    result, sink = ask(provider, model, "Tell a long story")
+    assert result.status == "failed"
+    error = result.nodes["llm"].error or ""
+    assert f"{provider} broke off its answer with an error" in error
+    assert "fake server error mid-stream" in error
+    streamed = "".join(e.payload["text"] for e in sink.events if e.type.value == "STREAM_CHUNK")
+    assert streamed == "Once upon a"  # what arrived before the break was shown, nothing more
+    # One request: an answer that had begun is not retried behind the user's back.
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
