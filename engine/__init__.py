@@ -35,6 +35,7 @@ from ._registry import (
 )
 from ._runtime import NodeOutcome, RunResult, check_run_inputs, run_flow
 from ._store import NOTIFY_CHANNEL, PostgresEventStore, migrate, read_events
+from ._transit import RunKeyPair, TransitBinding, TransitError, open_for_run, seal_for_run
 from ._validate import FlowInvalid, Issue, parse_flow, validate_flow
 from ._worker import WorkerConfig, recover_executor_runs, run_worker
 
@@ -74,9 +75,12 @@ __all__ = [
     "PortRef",
     "PortType",
     "PostgresEventStore",
+    "RunKeyPair",
     "RunResult",
     "Series",
     "Step",
+    "TransitBinding",
+    "TransitError",
     "UsageLedger",
     "WorkerConfig",
     "accepted_sources",
@@ -90,6 +94,7 @@ __all__ = [
     "migrate",
     "node_type",
     "node_types",
+    "open_for_run",
     "parse_flow",
     "plan",
     "plan_flow",
@@ -98,6 +103,7 @@ __all__ = [
     "recover_executor_runs",
     "run_flow",
     "run_worker",
+    "seal_for_run",
     "step_order",
     "topological_order",
     "validate_flow",

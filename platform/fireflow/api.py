@@ -16,6 +16,8 @@ from tenants.api import (
     orgs_router,
     workspace_router,
 )
+from vault.api import personal_router as personal_secrets_router
+from vault.api import shared_router as shared_secrets_router
 
 _ERROR_STATUSES = {
     401: "Not authenticated",
@@ -174,6 +176,8 @@ api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/flows", flows_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/network", network_router)
 api.add_router("/node-types", catalogue_router)
+api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)
 
 
 @api.get(

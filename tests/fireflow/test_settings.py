@@ -1,5 +1,6 @@
 """Production refuses to start with the development secret key."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -14,7 +15,11 @@ LOAD_SETTINGS = (
 
 
 def _start(**env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FIREFLOW_ENV")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "FIREFLOW_ENV", "FIREFLOW_VAULT_KEYS")
+    }
     environ.update(
         DJANGO_SETTINGS_MODULE="fireflow.settings",
         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'platform'}",
@@ -51,7 +56,11 @@ def test_production_refuses_a_development_or_weak_secret_key(secret: str | None)
 
 
 def test_production_starts_with_a_strong_secret_key() -> None:
-    result = _start(FIREFLOW_ENV="production", SECRET_KEY="Qm9" + "v7Zr2kX1pLw8sNc4Ty6" * 4)
+    result = _start(
+        FIREFLOW_ENV="production",
+        SECRET_KEY="Qm9" + "v7Zr2kX1pLw8sNc4Ty6" * 4,
+        FIREFLOW_VAULT_KEYS="1:" + base64.urlsafe_b64encode(bytes(range(32))).decode(),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 

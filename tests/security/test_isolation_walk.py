@@ -115,6 +115,24 @@ ID_MAKERS.update(
     version_hash=_version_hash,
     run_id=_run,
 )
+
+
+# --- vault -----------------------------------------------------------------------------------
+
+
+def _secret(fx: OrgFixture, workspace: Workspace) -> str:
+    """A shared secret of the workspace (the personal routes answer 404 for any id that is
+    not the caller's own; tests/vault covers a victim's personal secret by id)."""
+    from vault import services as vault_services
+
+    wctx = access_workspace(fx.owner_ctx(), workspace.id)
+    secret = vault_services.secret_create(
+        ctx=wctx.org_ctx, wctx=wctx, name=f"victim-key-{fx.org.slug}", value="sk-victim-value"
+    )
+    return str(secret.id)
+
+
+ID_MAKERS.update(secret_id=_secret)
 # `token` is a secret, not an id: the walk tries A's invitation id and its stored digest,
 # neither of which may work as the token.
 TOKEN_PARAM = "token"
@@ -222,6 +240,16 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
         (),
         lambda ids: {"http_allow": ["attacker.example:443", "169.254.169.254"]},
     ),
+    ("POST", "/api/orgs/{org_slug}/secrets"): ((), lambda ids: {"name": "exfil", "value": "x"}),
+    ("PUT", "/api/orgs/{org_slug}/secrets/{secret_id}/value"): ((), lambda ids: {"value": "x"}),
+    ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets"): (
+        (),
+        lambda ids: {"name": "exfil", "value": "x"},
+    ),
+    ("PUT", "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets/{secret_id}/value"): (
+        (),
+        lambda ids: {"value": "pwned"},
+    ),
     ("POST", "/api/invitations/{token}/signup"): (
         (),
         lambda ids: {"name": "Mallory", "password": "mallory-long-passphrase-1"},
@@ -267,6 +295,8 @@ def _victim() -> Tenant:
             "victim-invitee@example.com",
             "victim key",
             key.prefix,
+            "sk-victim-value",  # a secret's value: in no answer, to anyone
+            "victim-key-",  # the victim's secrets' names
         ],
     )
 

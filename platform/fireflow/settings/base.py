@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "channels",
     "tenants",
     "flows",
+    "vault",
     "fireflow",
 ]
 

@@ -18,6 +18,14 @@ if _PROFILE == "production" and (
         "(python -c 'import secrets; print(secrets.token_urlsafe(64))')."
     )
 
+# The vault's master keys stay in the environment (see vault.keys), never in settings.
+if _PROFILE == "production" and not env_str("FIREFLOW_VAULT_KEYS").strip():
+    raise ImproperlyConfigured(
+        "FIREFLOW_VAULT_KEYS is missing. Production needs its own vault master key: "
+        "set FIREFLOW_VAULT_KEYS=1:<key> "
+        "(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')."
+    )
+
 _SECURE = _PROFILE == "production" or env_bool("FIREFLOW_SECURE_COOKIES", False)
 SESSION_COOKIE_SECURE = _SECURE
 CSRF_COOKIE_SECURE = _SECURE

@@ -1,0 +1,92 @@
+"""Vault API: a member's personal secrets in an organisation (`/api/orgs/{org}/secrets`) and
+a workspace's shared secrets (`/api/orgs/{org}/workspaces/{ws}/secrets`; members see the
+names, owners manage them). Values go in and are never returned."""
+
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from tenants.gate import gate, org_ctx, workspace_ctx
+
+from . import selectors, services
+from .models import Secret
+from .schemas import SecretIn, SecretOut, SecretValueIn
+
+personal_router = Router(tags=["vault"], auth=gate("org"))
+shared_router = Router(tags=["vault"], auth=gate("workspace"))
+
+
+@personal_router.get("", response=list[SecretOut], summary="Your secrets in this organisation")
+def personal_list(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return list(selectors.personal_secrets(ctx=org_ctx(request)))
+
+
+@personal_router.post("", response={201: SecretOut}, summary="Store a secret of yours")
+def personal_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
+    secret = services.secret_create(
+        ctx=org_ctx(request),
+        name=payload.name,
+        value=payload.value.get_secret_value(),
+        description=payload.description,
+    )
+    return Status(201, secret)
+
+
+@personal_router.get("/{secret_id}", response=SecretOut)
+def personal_detail(request: HttpRequest, secret_id: UUID) -> Secret:
+    return selectors.personal_secret(ctx=org_ctx(request), secret_id=secret_id)
+
+
+@personal_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value")
+def personal_rotate(request: HttpRequest, secret_id: UUID, payload: SecretValueIn) -> Secret:
+    ctx = org_ctx(request)
+    secret = selectors.personal_secret(ctx=ctx, secret_id=secret_id)
+    return services.secret_rotate(ctx=ctx, secret=secret, value=payload.value.get_secret_value())
+
+
+@personal_router.delete("/{secret_id}", response={204: None})
+def personal_delete(request: HttpRequest, secret_id: UUID) -> Status[None]:
+    ctx = org_ctx(request)
+    services.secret_delete(ctx=ctx, secret=selectors.personal_secret(ctx=ctx, secret_id=secret_id))
+    return Status(204, None)
+
+
+@shared_router.get("", response=list[SecretOut], summary="The workspace's shared secrets")
+def shared_list(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return list(selectors.shared_secrets(wctx=workspace_ctx(request)))
+
+
+@shared_router.post("", response={201: SecretOut}, summary="Store a shared secret (owners)")
+def shared_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
+    wctx = workspace_ctx(request)
+    secret = services.secret_create(
+        ctx=wctx.org_ctx,
+        wctx=wctx,
+        name=payload.name,
+        value=payload.value.get_secret_value(),
+        description=payload.description,
+    )
+    return Status(201, secret)
+
+
+@shared_router.get("/{secret_id}", response=SecretOut)
+def shared_detail(request: HttpRequest, secret_id: UUID) -> Secret:
+    return selectors.shared_secret(wctx=workspace_ctx(request), secret_id=secret_id)
+
+
+@shared_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value (owners)")
+def shared_rotate(request: HttpRequest, secret_id: UUID, payload: SecretValueIn) -> Secret:
+    wctx = workspace_ctx(request)
+    secret = selectors.shared_secret(wctx=wctx, secret_id=secret_id)
+    return services.secret_rotate(
+        ctx=wctx.org_ctx, wctx=wctx, secret=secret, value=payload.value.get_secret_value()
+    )
+
+
+@shared_router.delete("/{secret_id}", response={204: None}, summary="Delete (owners)")
+def shared_delete(request: HttpRequest, secret_id: UUID) -> Status[None]:
+    wctx = workspace_ctx(request)
+    secret = selectors.shared_secret(wctx=wctx, secret_id=secret_id)
+    services.secret_delete(ctx=wctx.org_ctx, wctx=wctx, secret=secret)
+    return Status(204, None)
