@@ -29,6 +29,7 @@ from ._registry import (
     NodeType,
     PolicySource,
     Port,
+    SecretSource,
     UsageLedger,
     node_type,
     with_mirrors,
@@ -43,6 +44,7 @@ from ._streams import (
     frame_chunk,
     parse_ref,
 )
+from ._transit import RunKeyPair, TransitError, open_for_run
 from ._validate import ResolvedNode, parse_flow, resolve_nodes
 
 log = logging.getLogger("fireflow.engine")
@@ -67,6 +69,7 @@ class _WorkerState:
     store: PostgresEventStore
     policy: PolicySource | None = None
     usage: UsageLedger | None = None
+    secrets: SecretSource | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
     opening: "asyncio.Future[None] | None" = None
 
@@ -75,12 +78,17 @@ _state: _WorkerState | None = None
 
 
 def configure_event_store(
-    conninfo: str, policy: PolicySource | None = None, usage: UsageLedger | None = None
+    conninfo: str,
+    policy: PolicySource | None = None,
+    usage: UsageLedger | None = None,
+    secrets: SecretSource | None = None,
 ) -> None:
-    """Where this worker's runs write their events, where it reads the platform's rules and
-    where it records LLM usage (called once by the worker)."""
+    """Where this worker's runs write their events, where it reads the platform's rules,
+    records LLM usage and gets secrets (called once by the worker)."""
     global _state  # noqa: PLW0603 (one event store per worker process)
-    _state = _WorkerState(store=PostgresEventStore(conninfo), policy=policy, usage=usage)
+    _state = _WorkerState(
+        store=PostgresEventStore(conninfo), policy=policy, usage=usage, secrets=secrets
+    )
 
 
 async def _store() -> PostgresEventStore:
@@ -271,26 +279,92 @@ async def _execute_node_step(
         # fork) was queued.
         meta = {**meta, "http_allow": await _state.policy.http_allow(str(meta["workspace"]))}
     attempt = _Attempt(store, run_id, node["id"], emit)
-    streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt)
+    secrets = _StepSecrets(run_id, node["id"], meta)
+    streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt, secrets)
     ctx = NodeContext(
         run_id=run_id,
         node_id=node["id"],
         extra=meta,
         children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
-        emit=_step_emitter(run_id, node["id"], meta, emit, attempt),
+        emit=_step_emitter(run_id, node["id"], meta, emit, attempt, secrets),
         streams=streams,
+        secrets=secrets,
     )
     try:
         outputs = await cls().execute(node["config"], inputs, ctx)
     except NodeError as exc:
-        await streams.finish({}, str(exc))
-        raise
-    except Exception:
+        message = secrets.redact(str(exc))
+        await streams.finish({}, message)
+        raise NodeError(message) from None
+    except Exception as exc:
         await streams.finish({}, f"internal error in node '{node['id']}'")
+        if secrets.revealed:  # the details go to the log: without the values
+            raise RuntimeError(f"{type(exc).__name__}: {secrets.redact(str(exc))}") from None
         raise
+    if secrets.found_in(outputs):
+        # Step outputs are checkpointed and flow on to the run's outputs: never a secret.
+        message = f"refused: an output of node '{node['id']}' would carry a secret's value"
+        await streams.finish({}, message)
+        raise NodeError(message)
     await streams.finish(with_mirrors(_output_ports(cls, node["config"]), outputs), None)
     return outputs
+
+
+_REDACTED = "[secret]"
+
+
+class _StepSecrets:
+    """Secrets opened in one step: each sealed by the platform to this step's ephemeral key
+    (engine transit), opened here, remembered only to keep it out of what leaves the step."""
+
+    def __init__(self, run_id: str, node_id: str, meta: dict[str, Any]) -> None:
+        self._run_id = run_id
+        self._node_id = node_id
+        self._meta = meta
+        self._pair: RunKeyPair | None = None
+        self.revealed: list[str] = []
+
+    async def reveal(self, name: str) -> str:
+        source = _state.secrets if _state is not None else None
+        if source is None:
+            raise NodeError(
+                "this worker has no vault: secrets can only be used on a platform worker"
+            )
+        if self._pair is None:
+            self._pair = RunKeyPair.generate()
+        blob, binding = await source.seal_for_step(
+            self._run_id, self._node_id, name, self._meta, self._pair.public_bytes()
+        )
+        if (binding.run_id, binding.node_id) != (self._run_id, self._node_id):
+            raise NodeError(f"secret '{name}' was sealed for another step")
+        try:
+            value = open_for_run(self._pair, binding, blob).decode()
+        except TransitError:
+            raise NodeError(f"secret '{name}' could not be opened in this step") from None
+        if len(value) >= 4:  # shorter values would redact ordinary text
+            self.revealed.append(value)
+        return value
+
+    def redact(self, text: str) -> str:
+        for value in self.revealed:
+            text = text.replace(value, _REDACTED)
+        return text
+
+    def scrub(self, value: Any) -> Any:
+        """`value` (JSON) with every secret's value replaced."""
+        if not self.revealed:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        return value
+
+    def found_in(self, value: Any) -> bool:
+        return bool(self.revealed) and self.scrub(value) != value
 
 
 def _output_ports(cls: type[NodeType], config: Mapping[str, Any]) -> dict[str, Port]:
@@ -330,16 +404,19 @@ class _Attempt:
 class _DbosNodeStreams:
     """A step's streams as DBOS streams of its workflow (readable from any worker)."""
 
-    def __init__(self, node_id: str, connected: set[str], attempt: _Attempt) -> None:
+    def __init__(
+        self, node_id: str, connected: set[str], attempt: _Attempt, secrets: _StepSecrets
+    ) -> None:
         self._node_id = node_id
         self._attempt = attempt
+        self._secrets = secrets
         self._own = WritersOfNode(connected)
 
     async def _make(self, port: str) -> FramedWriter:
         key = f"{self._node_id}.{port}"
 
         async def send(frame: dict[str, Any]) -> None:
-            await DBOS.write_stream_async(key, frame)
+            await DBOS.write_stream_async(key, self._secrets.scrub(frame))
 
         async def finish() -> None:
             await DBOS.close_stream_async(key)
@@ -358,12 +435,13 @@ class _DbosNodeStreams:
         await self._own.finish(outputs, error, self._make)
 
 
-def _step_emitter(
+def _step_emitter(  # noqa: PLR0917 (one call site, in order of the step's own arguments)
     run_id: str,
     node_id: str,
     meta: dict[str, Any],
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
     attempt: _Attempt,
+    secrets: _StepSecrets,
 ) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
     """A step's `emit`: stream chunks carry the step's attempt, and every LLM_USAGE is also
     recorded in the usage ledger, numbered per node execution (a step that re-executes after
@@ -373,6 +451,7 @@ def _step_emitter(
 
     async def step_emit(event_type: str, payload: dict[str, Any]) -> None:
         nonlocal calls
+        payload = secrets.scrub(payload)
         if event_type == EventType.STREAM_CHUNK:
             payload = {**payload, "attempt": await attempt.get()}
         if event_type == EventType.LLM_USAGE and ledger is not None:

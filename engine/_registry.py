@@ -9,6 +9,7 @@ from ._ports import PortType
 
 if TYPE_CHECKING:
     from ._streams import NodeStreams
+    from ._transit import TransitBinding
 
 
 class Effect(StrEnum):
@@ -69,6 +70,8 @@ class NodeContext:
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
     # Write this node's STREAM outputs while it runs; read the streams on its inputs.
     streams: "NodeStreams | None" = None
+    # Secrets by name, opened inside the step that uses them (see SecretSource).
+    secrets: "NodeSecrets | None" = None
 
 
 class WorkspaceData(Protocol):
@@ -107,6 +110,30 @@ class UsageLedger(Protocol):
         """Record one call (`usage` is an LLM_USAGE payload); a second record of the same
         (run, node, call index) changes nothing."""
         ...
+
+
+class NodeSecrets(Protocol):
+    """A node's access to the secrets the rules allow its run (`NodeContext.secrets`)."""
+
+    async def reveal(self, name: str) -> str:
+        """The value of secret `name`, or NodeError saying why it may not be used. Use it
+        in the step and drop it: never return it, emit it or put it in an error."""
+        ...
+
+
+class SecretSource(Protocol):
+    """Port: the platform's vault. Finds the secret `name` that the rules allow for this
+    run (its flow owner, caller and workspace, in `meta`) and seals it to the step's
+    ephemeral public key (engine transit); NodeError when there is none it may use."""
+
+    async def seal_for_step(
+        self,
+        run_id: str,
+        node_id: str,
+        name: str,
+        meta: Mapping[str, Any],
+        public_key: bytes,
+    ) -> tuple[bytes, "TransitBinding"]: ...
 
 
 class ChildRuns(Protocol):

@@ -15,7 +15,7 @@ import psycopg
 from dbos import DBOS, DBOSConfig
 
 from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
-from ._registry import PolicySource, UsageLedger
+from ._registry import PolicySource, SecretSource, UsageLedger
 from ._store import migrate
 
 log = logging.getLogger("fireflow.worker")
@@ -37,6 +37,8 @@ class WorkerConfig:
     policy: PolicySource | None = None
     # The platform's usage ledger (one record per LLM call).
     usage: UsageLedger | None = None
+    # The platform's vault (secrets sealed to the step that uses them).
+    secrets: SecretSource | None = None
 
 
 def dbos_config(
@@ -114,7 +116,7 @@ def run_worker(config: WorkerConfig) -> None:
     for module in config.node_modules:
         importlib.import_module(module)
     migrate(config.database_url)
-    configure_event_store(config.database_url, config.policy, config.usage)
+    configure_event_store(config.database_url, config.policy, config.usage, config.secrets)
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.launch()
     for queue in (RUN_QUEUE, CHILD_QUEUE):

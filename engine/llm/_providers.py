@@ -62,6 +62,8 @@ class ChatRequest:
     tools: list[dict[str, Any]] = field(
         default_factory=list
     )  # {"name", "description", "parameters"}
+    # From the vault (a node's `api_key_secret`); else the workers' environment. Never shown.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -109,6 +111,8 @@ async def _base_url(request: ChatRequest, allow: AllowList) -> str | None:
 
 
 def _key(request: ChatRequest) -> str:
+    if request.api_key:
+        return request.api_key
     variable = (
         "ANTHROPIC_API_KEY"
         if request.provider == "anthropic"
@@ -119,7 +123,10 @@ def _key(request: ChatRequest) -> str:
         return key
     if request.provider in ("fake", "openai_compatible"):
         return "not-needed"
-    raise NodeError(f"no API key for {request.provider}: set {variable} on the workers")
+    raise NodeError(
+        f"no API key for {request.provider}: store one in the vault and name it in the node's "
+        f"api_key_secret, or set {variable} on the workers"
+    )
 
 
 async def chat(

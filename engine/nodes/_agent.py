@@ -29,6 +29,7 @@ from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Por
 from ..llm._catalogue import model_info
 from ..llm._providers import PROVIDERS, ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
+from ._llm import API_KEY_SECRET, api_key
 
 MAX_TURNS = 20
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -199,6 +200,7 @@ class Agent(NodeType):
                 "default": 5,
                 "description": "model calls at most; the node fails if it still wants a tool",
             },
+            "api_key_secret": API_KEY_SECRET,
             "base_url": {
                 "type": "string",
                 "maxLength": 2048,
@@ -248,6 +250,7 @@ class Agent(NodeType):
         allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
         usage = _Usage(str(config["provider"]), str(config["model"]))
         events = _Events(ctx)
+        key = await api_key(config, ctx)
         for turn in range(max_turns):
             request = ChatRequest(
                 provider=config["provider"],
@@ -257,6 +260,7 @@ class Agent(NodeType):
                 max_tokens=int(config.get("max_tokens", 1024)),
                 temperature=config.get("temperature"),
                 base_url=config.get("base_url"),
+                api_key=key,
                 tools=[tool.spec() for tool in tools.values()],
             )
             result = await chat(request, allow, events.text, events.tool_call)

@@ -41,6 +41,21 @@ class HttpRequest(NodeType):
                 "additionalProperties": {"type": "string", "maxLength": 4096},
                 "maxProperties": 50,
             },
+            "secret_headers": {
+                "type": "object",
+                "description": "headers whose value comes from the vault: name -> {secret, "
+                "prefix}, e.g. Authorization -> {secret: 'bank-token', prefix: 'Bearer '}",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["secret"],
+                    "properties": {
+                        "secret": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,99}$"},
+                        "prefix": {"type": "string", "maxLength": 100, "default": ""},
+                    },
+                },
+                "maxProperties": 10,
+            },
             "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
             "max_response_bytes": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
         },
@@ -64,12 +79,14 @@ class HttpRequest(NodeType):
         if not isinstance(url, str):
             raise NodeError(f"the url input must be text, got {type(url).__name__}")
         shown = redact(url)
+        headers = dict(config.get("headers", {}))
+        headers.update(await _secret_headers(config, ctx, url_from_input=bool(inputs.get("url"))))
         try:
             result = await guarded_fetch(
                 config.get("method", "GET"),
                 url,
                 allow=allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable")),
-                headers=dict(config.get("headers", {})),
+                headers=headers,
                 json_body=inputs.get("body"),
                 timeout=float(config.get("timeout_seconds", 10)),
                 max_bytes=int(config.get("max_response_bytes", 1_000_000)),
@@ -96,3 +113,26 @@ class HttpRequest(NodeType):
                 if k.lower() not in _PRIVATE_RESPONSE_HEADERS
             },
         }
+
+
+async def _secret_headers(
+    config: Mapping[str, Any], ctx: NodeContext, *, url_from_input: bool
+) -> dict[str, str]:
+    wanted: Mapping[str, Any] = config.get("secret_headers") or {}
+    if not wanted:
+        return {}
+    if ctx.secrets is None:
+        raise NodeError("secret_headers need the vault: run this flow on a worker")
+    caller, owner = ctx.extra.get("caller"), ctx.extra.get("flow_owner")
+    if url_from_input and caller != owner:
+        # Confused deputy: someone running another person's flow must not choose where
+        # that person's credentials are sent.
+        raise NodeError(
+            "refused: this request sends secrets to a URL that comes from the run's data, and "
+            "the run was started by someone other than the flow's owner; fix the URL in the "
+            "node's config"
+        )
+    return {
+        name: str(spec.get("prefix", "")) + await ctx.secrets.reveal(str(spec["secret"]))
+        for name, spec in wanted.items()
+    }

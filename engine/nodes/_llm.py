@@ -13,6 +13,24 @@ from ..llm._providers import PROVIDERS, ChatRequest, chat
 
 _ROLES = {"user", "assistant"}
 
+# Config property of every node that calls a model: the vault secret holding its API key.
+API_KEY_SECRET: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
+    "description": "the name of the vault secret holding the provider's API key (the flow "
+    "owner's, or the workspace's); the workers' key when empty",
+}
+
+
+async def api_key(config: Mapping[str, Any], ctx: NodeContext) -> str | None:
+    """The API key a model-calling node was configured with, opened from the vault."""
+    name = config.get("api_key_secret")
+    if not name:
+        return None
+    if ctx.secrets is None:
+        raise NodeError("api_key_secret needs the vault: run this flow on a worker")
+    return await ctx.secrets.reveal(str(name))
+
 
 def _messages(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
@@ -52,6 +70,7 @@ class LLMChat(NodeType):
             "system": {"type": "string", "maxLength": 100_000},
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
+            "api_key_secret": API_KEY_SECRET,
             "base_url": {
                 "type": "string",
                 "maxLength": 2048,
@@ -85,6 +104,7 @@ class LLMChat(NodeType):
             max_tokens=int(config.get("max_tokens", 1024)),
             temperature=config.get("temperature"),
             base_url=config.get("base_url"),
+            api_key=await api_key(config, ctx),
         )
         emit = ctx.emit
         writer = await ctx.streams.writer("stream") if ctx.streams is not None else NULL_WRITER

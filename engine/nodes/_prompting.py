@@ -18,6 +18,7 @@ from .._registry import Effect, NodeContext, NodeError, NodeType, Port
 from ..llm._catalogue import model_info
 from ..llm._providers import PROVIDERS, ChatRequest, ChatResult, chat
 from ._core import _FIELD_NAME, _JINJA, _MAX_TEMPLATE_OUTPUT
+from ._llm import API_KEY_SECRET, api_key
 
 _TEMPLATE_TEXT = {"type": "string", "maxLength": 100_000}
 _ROLES = ("user", "assistant")
@@ -163,6 +164,7 @@ class StructuredOutput(NodeType):
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
             "max_repairs": {"type": "integer", "minimum": 0, "maximum": 3, "default": 1},
+            "api_key_secret": API_KEY_SECRET,
             "base_url": {
                 "type": "string",
                 "maxLength": 2048,
@@ -191,6 +193,7 @@ class StructuredOutput(NodeType):
         allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
         max_repairs = int(config.get("max_repairs", 1))
         calls: list[dict[str, Any]] = []
+        key = await api_key(config, ctx)
         for _ in range(max_repairs + 1):
             request = ChatRequest(
                 provider=provider,
@@ -200,6 +203,7 @@ class StructuredOutput(NodeType):
                 max_tokens=int(config.get("max_tokens", 1024)),
                 temperature=config.get("temperature"),
                 base_url=config.get("base_url"),
+                api_key=key,
             )
             # No streamed chunks: a partial JSON answer means nothing to whoever watches.
             result = await chat(request, allow)

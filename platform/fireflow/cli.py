@@ -149,10 +149,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    from flows.adapters import UsageLedger, WorkspacePolicy
-
     modules = [m for m in os.environ.get("FIREFLOW_NODE_MODULES", "").split(",") if m]
     database_url = ensure_database()
+    # The platform's settings (the vault's master keys, the profile) for the adapters.
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fireflow.settings")
+    import django
+
+    django.setup()
+    from flows.adapters import UsageLedger, WorkspacePolicy
+    from vault.source import VaultSecrets
+
     engine.run_worker(
         engine.WorkerConfig(
             database_url=database_url,
@@ -161,6 +168,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             node_modules=modules,
             policy=WorkspacePolicy(database_url),
             usage=UsageLedger(database_url),
+            secrets=VaultSecrets(database_url),
         )
     )
     return 0

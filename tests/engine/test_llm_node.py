@@ -89,7 +89,10 @@ def test_errors_say_what_to_do(fake: FakeLLMServer, monkeypatch: pytest.MonkeyPa
     assert "openai refused the API key" in (result.nodes["llm"].error or "")
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
     result, _ = ask("groq", "llama-3.3-70b-versatile", "hi")
-    assert result.nodes["llm"].error == "no API key for groq: set GROQ_API_KEY on the workers"
+    assert result.nodes["llm"].error == (
+        "no API key for groq: store one in the vault and name it in the node's "
+        "api_key_secret, or set GROQ_API_KEY on the workers"
+    )
 
 
 def test_self_hosted_endpoints_pass_the_ssrf_guard(fake: FakeLLMServer) -> None:
