@@ -16,6 +16,7 @@ from tenants.api import (
     orgs_router,
     workspace_router,
 )
+from vault.api import admin_router as vault_admin_router
 from vault.api import personal_router as personal_secrets_router
 from vault.api import shared_router as shared_secrets_router
 
@@ -177,6 +178,7 @@ api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/network", network_router)
 api.add_router("/node-types", catalogue_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
+api.add_router("/admin/vault", vault_admin_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)
 
 

@@ -158,6 +158,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     django.setup()
     from flows.adapters import UsageLedger, WorkspacePolicy
+    from vault import rewrap  # noqa: F401 (registers the master key rewrap job)
     from vault.source import VaultSecrets
 
     engine.run_worker(

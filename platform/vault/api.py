@@ -2,16 +2,18 @@
 a workspace's shared secrets (`/api/orgs/{org}/workspaces/{ws}/secrets`; members see the
 names, owners manage them). Values go in and are never returned."""
 
+from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from tenants.gate import gate, org_ctx, workspace_ctx
+from fireflow.errors import NotFound
+from tenants.gate import actor_of, gate, org_ctx, workspace_ctx
 
-from . import selectors, services
+from . import rewrap, selectors, services
 from .models import Secret
-from .schemas import SecretIn, SecretOut, SecretValueIn
+from .schemas import KeyRotationOut, SecretIn, SecretOut, SecretValueIn, VaultStatusOut
 
 personal_router = Router(tags=["vault"], auth=gate("org"))
 shared_router = Router(tags=["vault"], auth=gate("workspace"))
@@ -31,6 +33,15 @@ def personal_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
         description=payload.description,
     )
     return Status(201, secret)
+
+
+@personal_router.post(
+    "/rotate-key",
+    response=KeyRotationOut,
+    summary="Rotate your vault key: a new epoch, every secret of yours rewrapped",
+)
+def personal_rotate_key(request: HttpRequest) -> dict[str, int]:
+    return services.rotate_owner_key(ctx=org_ctx(request))
 
 
 @personal_router.get("/{secret_id}", response=SecretOut)
@@ -70,6 +81,16 @@ def shared_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
     return Status(201, secret)
 
 
+@shared_router.post(
+    "/rotate-key",
+    response=KeyRotationOut,
+    summary="Rotate the workspace's vault key (owners)",
+)
+def shared_rotate_key(request: HttpRequest) -> dict[str, int]:
+    wctx = workspace_ctx(request)
+    return services.rotate_owner_key(ctx=wctx.org_ctx, wctx=wctx)
+
+
 @shared_router.get("/{secret_id}", response=SecretOut)
 def shared_detail(request: HttpRequest, secret_id: UUID) -> Secret:
     return selectors.shared_secret(wctx=workspace_ctx(request), secret_id=secret_id)
@@ -90,3 +111,29 @@ def shared_delete(request: HttpRequest, secret_id: UUID) -> Status[None]:
     secret = selectors.shared_secret(wctx=wctx, secret_id=secret_id)
     services.secret_delete(ctx=wctx.org_ctx, wctx=wctx, secret=secret)
     return Status(204, None)
+
+
+admin_router = Router(tags=["vault"], auth=gate("user"))
+
+
+def _staff(request: HttpRequest) -> None:
+    if not actor_of(request).user.is_superuser:
+        raise NotFound("Not found.")  # platform staff only; nobody else learns it exists
+
+
+@admin_router.get("", response=VaultStatusOut, summary="Master key versions in use (staff)")
+def vault_status(request: HttpRequest) -> dict[str, Any]:
+    _staff(request)
+    return rewrap.status()
+
+
+@admin_router.post(
+    "/rewrap",
+    response={202: VaultStatusOut},
+    summary="Move every secret to the current master key version (staff)",
+)
+def vault_rewrap(request: HttpRequest) -> Status[dict[str, Any]]:
+    _staff(request)
+    current = rewrap.status()
+    job = rewrap.start() if current["rows_to_rewrap"] else None
+    return Status(202, {**current, "job_id": job})

@@ -43,3 +43,16 @@ class SecretOut(Schema):
     @staticmethod
     def resolve_created_by_email(obj: Any) -> str | None:
         return obj.created_by.email if obj.created_by_id else None
+
+
+class KeyRotationOut(Schema):
+    epoch: int = Field(description="the owner's key epoch now")
+    rewrapped: int = Field(description="secrets moved to it")
+
+
+class VaultStatusOut(Schema):
+    current_version: int
+    min_version: int
+    versions_in_use: dict[str, int] = Field(description="master key version -> secrets")
+    rows_to_rewrap: int
+    job_id: str | None = None

@@ -14,7 +14,7 @@ from tenants.audit import audit_record
 from tenants.context import OrgContext, WorkspaceContext
 from tenants.roles import WorkspaceRole
 
-from .envelope import Context, open_sealed, seal
+from .envelope import Context, open_sealed, rewrap, seal
 from .keys import master_keys
 from .models import KeyEpoch, Secret
 from .selectors import require_personal_scope
@@ -116,6 +116,47 @@ def secret_delete(*, ctx: OrgContext, secret: Secret, wctx: WorkspaceContext | N
         _require_manager(wctx)
     _audit(ctx, secret, "secret.deleted", wctx)
     secret.delete()
+
+
+@transaction.atomic
+def rotate_owner_key(*, ctx: OrgContext, wctx: WorkspaceContext | None = None) -> dict[str, int]:
+    """Per-owner rotation: the owner's key epoch goes up and every secret of theirs is
+    rewrapped under it (the old epoch then opens nothing)."""
+    if wctx is not None:
+        _require_manager(wctx)
+        owner_key, secrets = (
+            f"workspace:{wctx.workspace.id}",
+            Secret.objects.filter(workspace=wctx.workspace),
+        )
+    else:
+        require_personal_scope(ctx)
+        owner_key, secrets = (
+            f"user:{ctx.user.id}",
+            Secret.objects.filter(org=ctx.org, owner=ctx.user),
+        )
+    epoch, _ = KeyEpoch.objects.select_for_update().get_or_create(org=ctx.org, owner_key=owner_key)
+    epoch.epoch += 1
+    epoch.save(update_fields=["epoch"])
+    keys = master_keys()
+    moved = 0
+    for secret in secrets.select_for_update().order_by("id"):
+        secret.sealed = rewrap(
+            keys, envelope_context(secret), secret.epoch, bytes(secret.sealed), epoch.epoch
+        )
+        secret.epoch, secret.master_version = epoch.epoch, keys.current
+        secret.save(update_fields=["sealed", "epoch", "master_version"])
+        moved += 1
+    audit_record(
+        org=ctx.org,
+        actor=ctx.actor,
+        action="vault.key_rotated",
+        target_type="workspace" if wctx is not None else "user",
+        target_id=wctx.workspace.id if wctx is not None else ctx.user.id,
+        target_label=wctx.workspace.name if wctx is not None else ctx.user.email,
+        workspace=wctx.workspace if wctx is not None else None,
+        after={"epoch": epoch.epoch, "secrets": moved},
+    )
+    return {"epoch": epoch.epoch, "rewrapped": moved}
 
 
 def _audit(ctx: OrgContext, secret: Secret, action: str, wctx: WorkspaceContext | None) -> None:

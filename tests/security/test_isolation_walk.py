@@ -53,6 +53,8 @@ NO_OBJECT_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/orgs"): "creates a new organisation of the caller's own",
     ("GET", "/api/node-types"): "the node-type catalogue, the same for everyone",
     ("GET", "/api/health"): "liveness of the service, no tenant data",
+    ("GET", "/api/admin/vault"): "platform staff only (404 to anyone else): key versions, counts",
+    ("POST", "/api/admin/vault/rewrap"): "platform staff only (404 to anyone else): a job",
 }
 
 # Routes an API key may never use: the key is refused (403 not_for_keys) before any object
