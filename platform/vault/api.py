@@ -13,7 +13,14 @@ from tenants.gate import actor_of, gate, org_ctx, workspace_ctx
 
 from . import rewrap, selectors, services
 from .models import Secret
-from .schemas import KeyRotationOut, SecretIn, SecretOut, SecretValueIn, VaultStatusOut
+from .schemas import (
+    KeyRotationOut,
+    SecretIn,
+    SecretOut,
+    SecretUseOut,
+    SecretValueIn,
+    VaultStatusOut,
+)
 
 personal_router = Router(tags=["vault"], auth=gate("org"))
 shared_router = Router(tags=["vault"], auth=gate("workspace"))
@@ -47,6 +54,14 @@ def personal_rotate_key(request: HttpRequest) -> dict[str, int]:
 @personal_router.get("/{secret_id}", response=SecretOut)
 def personal_detail(request: HttpRequest, secret_id: UUID) -> Secret:
     return selectors.personal_secret(ctx=org_ctx(request), secret_id=secret_id)
+
+
+@personal_router.get(
+    "/{secret_id}/uses", response=list[SecretUseOut], summary="The secret's last uses by runs"
+)
+def personal_uses(request: HttpRequest, secret_id: UUID) -> list[dict[str, Any]]:
+    secret = selectors.personal_secret(ctx=org_ctx(request), secret_id=secret_id)
+    return selectors.last_uses(secret)
 
 
 @personal_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value")
@@ -94,6 +109,14 @@ def shared_rotate_key(request: HttpRequest) -> dict[str, int]:
 @shared_router.get("/{secret_id}", response=SecretOut)
 def shared_detail(request: HttpRequest, secret_id: UUID) -> Secret:
     return selectors.shared_secret(wctx=workspace_ctx(request), secret_id=secret_id)
+
+
+@shared_router.get(
+    "/{secret_id}/uses", response=list[SecretUseOut], summary="The secret's last uses by runs"
+)
+def shared_uses(request: HttpRequest, secret_id: UUID) -> list[dict[str, Any]]:
+    secret = selectors.shared_secret(wctx=workspace_ctx(request), secret_id=secret_id)
+    return selectors.last_uses(secret)
 
 
 @shared_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value (owners)")

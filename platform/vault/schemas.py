@@ -56,3 +56,10 @@ class VaultStatusOut(Schema):
     versions_in_use: dict[str, int] = Field(description="master key version -> secrets")
     rows_to_rewrap: int
     job_id: str | None = None
+
+
+class SecretUseOut(Schema):
+    at: datetime
+    run_id: str | None
+    node_id: str | None
+    caller_email: str | None = Field(description="who started the run")

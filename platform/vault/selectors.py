@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from fireflow.errors import Forbidden, NotFound
 from tenants.context import OrgContext, WorkspaceContext
+from tenants.models import AuditEvent
 
 from .models import Secret
 
@@ -46,3 +47,20 @@ def personal_secret(*, ctx: OrgContext, secret_id: UUID) -> Secret:
 
 def shared_secret(*, wctx: WorkspaceContext, secret_id: UUID) -> Secret:
     return _one(shared_secrets(wctx=wctx), secret_id)
+
+
+def last_uses(secret: Secret, limit: int = 20) -> list[dict[str, object]]:
+    """The secret's most recent uses by runs (from the audit log): when, which run and node,
+    on whose behalf."""
+    events = AuditEvent.objects.filter(
+        org_id=secret.org_id, action="secret.used", target_id=str(secret.id)
+    ).order_by("-created_at")[:limit]
+    return [
+        {
+            "at": event.created_at,
+            "run_id": (event.after or {}).get("run"),
+            "node_id": (event.after or {}).get("node"),
+            "caller_email": event.actor_email or None,
+        }
+        for event in events
+    ]

@@ -179,7 +179,15 @@ def test_a_canary_secret_used_by_a_run_appears_nowhere(  # noqa: PLR0917 (fixtur
         f"/flows/{flow_id}",
     ):
         answers.append(client.get(f"{base(org)}{path}").content.decode())
-    answers.append(client.get(f"/api/orgs/{org.org.slug}/secrets").content.decode())
+    personal = client.get(f"/api/orgs/{org.org.slug}/secrets")
+    answers.append(personal.content.decode())
+    [llm_key] = personal.json()
+    assert llm_key["last_used_at"] is not None
+    uses = client.get(f"/api/orgs/{org.org.slug}/secrets/{llm_key['id']}/uses")
+    answers.append(uses.content.decode())
+    assert [(u["run_id"], u["node_id"], u["caller_email"]) for u in uses.json()] == [
+        (run["id"], "ask", org.owner.email)
+    ]
     answers.append(client.get(f"/api/orgs/{org.org.slug}/audit").content.decode())
     haystacks = {
         "database": _everything_in_the_database(session_worker_paused),
