@@ -27,9 +27,9 @@ from .._net import allow_list
 from .._ports import PortType
 from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Port
 from ..llm._catalogue import model_info
-from ..llm._providers import PROVIDERS, ChatRequest, ChatResult, ToolCallDelta, chat
+from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
-from ._llm import API_KEY_SECRET, api_key
+from ._llm import MODEL_PROPERTIES, api_key
 
 MAX_TURNS = 20
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -188,23 +188,13 @@ class Agent(NodeType):
         "additionalProperties": False,
         "required": ["provider", "model"],
         "properties": {
-            "provider": {"enum": list(PROVIDERS)},
-            "model": {"type": "string", "minLength": 1, "maxLength": 200},
-            "system": {"type": "string", "maxLength": 100_000},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
+            **MODEL_PROPERTIES,
             "max_turns": {
                 "type": "integer",
                 "minimum": 1,
                 "maximum": MAX_TURNS,
                 "default": 5,
                 "description": "model calls at most; the node fails if it still wants a tool",
-            },
-            "api_key_secret": API_KEY_SECRET,
-            "base_url": {
-                "type": "string",
-                "maxLength": 2048,
-                "description": "openai_compatible only: the server's /v1 URL (vLLM, Ollama, ...)",
             },
             "tools": {
                 "type": "array",

@@ -19,6 +19,13 @@ from .._registry import Effect, NodeContext, NodeError, NodeType, Port
 
 _MAX_DELAY = 60 * 60 * 24 * 90  # ninety days
 _FLOW_REF = {"type": "string", "format": "uuid", "description": "a flow of this workspace"}
+# Config of the nodes that run a flow once per item (Map, StreamFlatMap).
+_PER_ITEM: dict[str, Any] = {
+    "flow_id": _FLOW_REF,
+    "item_input": {"type": "string", "default": "item"},
+    "concurrency": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
+    "max_items": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+}
 
 
 class _CallsOneFlow(NodeType):
@@ -130,12 +137,7 @@ class Map(_CallsOneFlow):
         "type": "object",
         "additionalProperties": False,
         "required": ["flow_id"],
-        "properties": {
-            "flow_id": _FLOW_REF,
-            "item_input": {"type": "string", "default": "item"},
-            "concurrency": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
-            "max_items": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
-        },
+        "properties": _PER_ITEM,
     }
     INPUTS = (Port("items", PortType.LIST),)
     OUTPUTS = (Port("results", PortType.LIST),)
@@ -182,8 +184,7 @@ class StreamFlatMap(_CallsOneFlow):
         "additionalProperties": False,
         "required": ["flow_id"],
         "properties": {
-            "flow_id": _FLOW_REF,
-            "item_input": {"type": "string", "default": "item"},
+            **_PER_ITEM,
             "split": {
                 "enum": ["lines", "jsonl"],
                 "default": "lines",
@@ -195,8 +196,6 @@ class StreamFlatMap(_CallsOneFlow):
                 "description": "the child output to collect (a list is flattened); all of "
                 "its outputs when empty",
             },
-            "concurrency": {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
-            "max_items": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
         },
     }
     INPUTS = (Port("stream", PortType.STREAM),)

@@ -22,6 +22,22 @@ API_KEY_SECRET: dict[str, Any] = {
 }
 
 
+# The config properties of every node that calls a model (llm_chat, structured_output, agent).
+MODEL_PROPERTIES: dict[str, Any] = {
+    "provider": {"enum": list(PROVIDERS)},
+    "model": {"type": "string", "minLength": 1, "maxLength": 200},
+    "system": {"type": "string", "maxLength": 100_000},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
+    "api_key_secret": API_KEY_SECRET,
+    "base_url": {
+        "type": "string",
+        "maxLength": 2048,
+        "description": "openai_compatible only: the server's /v1 URL (vLLM, Ollama, ...)",
+    },
+}
+
+
 async def api_key(config: Mapping[str, Any], ctx: NodeContext) -> str | None:
     """The API key a model-calling node was configured with, opened from the vault."""
     name = config.get("api_key_secret")
@@ -32,7 +48,8 @@ async def api_key(config: Mapping[str, Any], ctx: NodeContext) -> str | None:
     return await ctx.secrets.reveal(str(name))
 
 
-def _messages(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
+def chat_messages(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The turns to send: the `messages` input (validated), then `prompt` as a user turn."""
     messages: list[dict[str, str]] = []
     for index, message in enumerate(inputs.get("messages") or []):
         if (
@@ -65,17 +82,7 @@ class LLMChat(NodeType):
         "additionalProperties": False,
         "required": ["provider", "model"],
         "properties": {
-            "provider": {"enum": list(PROVIDERS)},
-            "model": {"type": "string", "minLength": 1, "maxLength": 200},
-            "system": {"type": "string", "maxLength": 100_000},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
-            "api_key_secret": API_KEY_SECRET,
-            "base_url": {
-                "type": "string",
-                "maxLength": 2048,
-                "description": "openai_compatible only: the server's /v1 URL (vLLM, Ollama, ...)",
-            },
+            **MODEL_PROPERTIES,
         },
     }
     INPUTS = (
@@ -99,7 +106,7 @@ class LLMChat(NodeType):
         request = ChatRequest(
             provider=config["provider"],
             model=config["model"],
-            messages=_messages(inputs),
+            messages=chat_messages(inputs),
             system=config.get("system", ""),
             max_tokens=int(config.get("max_tokens", 1024)),
             temperature=config.get("temperature"),

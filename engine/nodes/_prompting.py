@@ -16,9 +16,9 @@ from .._net import allow_list
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
 from ..llm._catalogue import model_info
-from ..llm._providers import PROVIDERS, ChatRequest, ChatResult, chat
+from ..llm._providers import ChatRequest, ChatResult, chat
 from ._core import _FIELD_NAME, _JINJA, _MAX_TEMPLATE_OUTPUT
-from ._llm import API_KEY_SECRET, api_key
+from ._llm import MODEL_PROPERTIES, api_key, chat_messages
 
 _TEMPLATE_TEXT = {"type": "string", "maxLength": 100_000}
 _ROLES = ("user", "assistant")
@@ -152,24 +152,14 @@ class StructuredOutput(NodeType):
         "additionalProperties": False,
         "required": ["provider", "model", "schema"],
         "properties": {
-            "provider": {"enum": list(PROVIDERS)},
-            "model": {"type": "string", "minLength": 1, "maxLength": 200},
+            **MODEL_PROPERTIES,
             "schema": {
                 # Checked against the Draft 2020-12 meta-schema when the flow is saved.
                 "type": "object",
                 "$ref": "https://json-schema.org/draft/2020-12/schema",
                 "description": "the JSON Schema (Draft 2020-12) the answer must match",
             },
-            "system": {"type": "string", "maxLength": 100_000},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 200_000, "default": 1024},
             "max_repairs": {"type": "integer", "minimum": 0, "maximum": 3, "default": 1},
-            "api_key_secret": API_KEY_SECRET,
-            "base_url": {
-                "type": "string",
-                "maxLength": 2048,
-                "description": "openai_compatible only: the server's /v1 URL (vLLM, Ollama, ...)",
-            },
         },
     }
     INPUTS = (
@@ -188,7 +178,7 @@ class StructuredOutput(NodeType):
         validator = jsonschema.Draft202012Validator(
             schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
-        messages = _conversation(inputs)
+        messages = chat_messages(inputs)
         provider, model = config["provider"], config["model"]
         allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
         max_repairs = int(config.get("max_repairs", 1))
@@ -231,25 +221,6 @@ class StructuredOutput(NodeType):
             f"{'attempt' if attempts == 1 else 'attempts'}; the last reply's errors: "
             f"{'; '.join(problems)}"
         )
-
-
-def _conversation(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
-    messages: list[dict[str, str]] = []
-    for index, message in enumerate(inputs.get("messages") or []):
-        if (
-            not isinstance(message, dict)
-            or message.get("role") not in _ROLES
-            or not isinstance(message.get("content"), str)
-        ):
-            raise NodeError(
-                f"messages[{index}] must be {{'role': 'user' or 'assistant', 'content': text}}"
-            )
-        messages.append({"role": message["role"], "content": message["content"]})
-    if inputs.get("prompt"):
-        messages.append({"role": "user", "content": str(inputs["prompt"])})
-    if not messages:
-        raise NodeError("nothing to send: connect a prompt or messages")
-    return messages
 
 
 def _instructions(system: str, schema: Mapping[str, Any]) -> str:
