@@ -291,6 +291,20 @@ async def _execute_node_step(
         streams=streams,
         secrets=secrets,
     )
+    if _state is not None and _state.policy is not None and meta.get("workspace"):
+        # Node rules as they are now: a flow saved, or a run queued, before a rule was
+        # tightened is refused here, node by node.
+        refused = await _state.policy.node_refusal(
+            str(meta["workspace"]),
+            run_id=run_id,
+            node_id=node["id"],
+            node_type=node["type"],
+            config=node["config"],
+            meta=meta,
+        )
+        if refused is not None:
+            await streams.finish({}, refused)
+            raise NodeError(refused)
     try:
         outputs = await cls().execute(node["config"], inputs, ctx)
     except NodeError as exc:

@@ -94,6 +94,20 @@ class PolicySource(Protocol):
         """The workspace's allow list for the HTTP node."""
         ...
 
+    async def node_refusal(
+        self,
+        workspace_id: str,
+        *,
+        run_id: str,
+        node_id: str,
+        node_type: str,
+        config: Mapping[str, Any],
+        meta: Mapping[str, Any],
+    ) -> str | None:
+        """Why the workspace's rules refuse this node in this run (its flow owner and caller
+        are in `meta`), as a message for the user; None when it may run."""
+        ...
+
 
 class UsageLedger(Protocol):
     """Port: where every LLM call's usage is recorded, once per (run, node, call index)

@@ -8,7 +8,13 @@ from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from fireflow.errors import ServiceError
-from flows.api import catalogue_router, flows_router, network_router, runs_router
+from flows.api import (
+    catalogue_router,
+    flows_router,
+    network_router,
+    node_rules_router,
+    runs_router,
+)
 from tenants.api import (
     auth_router,
     invitation_router,
@@ -176,6 +182,7 @@ api.add_router("/orgs/{org_slug}/workspaces/{ws_id}", workspace_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/flows", flows_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/network", network_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/node-rules", node_rules_router)
 api.add_router("/node-types", catalogue_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
 api.add_router("/admin/vault", vault_admin_router)

@@ -6,7 +6,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from . import node_rules
 
 log = logging.getLogger("fireflow.worker")
 
@@ -32,7 +35,8 @@ class _Pooled:
 
 
 class WorkspacePolicy(_Pooled):
-    """engine.PolicySource: the workspace's network allow list as it is now."""
+    """engine.PolicySource: the workspace's network allow list and node rules as they are
+    now, and the roles its members hold now."""
 
     async def http_allow(self, workspace_id: str) -> list[str]:
         pool = await self._open()
@@ -43,6 +47,90 @@ class WorkspacePolicy(_Pooled):
             )
             row = await cursor.fetchone()
         return list(row[0]) if row else []
+
+    async def node_refusal(
+        self,
+        workspace_id: str,
+        *,
+        run_id: str,
+        node_id: str,
+        node_type: str,
+        config: Mapping[str, Any],
+        meta: Mapping[str, Any],
+    ) -> str | None:
+        """The node rules (flows.node_rules) for the flow owner's and the caller's roles,
+        both as they are now. Owner and caller come from the Run row a user started (a
+        child run's id begins with its id; a fork has a row of its own)."""
+        pool = await self._open()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT node_rules FROM flows_networkpolicy WHERE workspace_id = %s",
+                (workspace_id,),
+            )
+            row = await cursor.fetchone()
+            rules = list(row[0]) if row and row[0] else []
+            if not rules:
+                return None
+            owner_id, caller_id, key_id = await _run_people(conn, run_id, meta)
+            owner_role = await _workspace_role(conn, workspace_id, owner_id, None)
+            caller_role = await _workspace_role(conn, workspace_id, caller_id, key_id)
+        for whose, role in (
+            (f"the flow's author ({owner_role or 'no longer a member'})", owner_role),
+            (f"the caller ({caller_role or 'no longer a member'})", caller_role),
+        ):
+            found = node_rules.refusal(rules, node_type, config, role)
+            if found is not None:
+                return node_rules.refusal_message(found, node_id, node_type, config, whose)
+        return None
+
+
+async def _run_people(
+    conn: AsyncConnection[Any], run_id: str, meta: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """(flow owner, caller, API key) of the run a user started, else of `meta`."""
+    try:
+        root = uuid.UUID(run_id.split(":", 1)[0])
+    except ValueError:
+        root = None
+    if root is not None:
+        cursor = await conn.execute(
+            "SELECT flow_owner_id, caller_id, api_key_id FROM flows_run WHERE id = %s", (root,)
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return tuple(str(v) if v is not None else None for v in row)  # type: ignore[return-value]
+    owner, caller = meta.get("flow_owner"), meta.get("caller")
+    return (str(owner) if owner else None, str(caller) if caller else None, None)
+
+
+async def _workspace_role(
+    conn: AsyncConnection[Any], workspace_id: str, user_id: str | None, key_id: str | None
+) -> str | None:
+    """The role `user_id` holds on the workspace now, capped by the API key it acted
+    through (as tenants.access resolves it); None if none."""
+    if user_id is None:
+        return None
+    cursor = await conn.execute(
+        "SELECT m.role, ARRAY(SELECT p.codename "
+        "  FROM tenants_workspaceuserobjectpermission o "
+        "  JOIN auth_permission p ON p.id = o.permission_id "
+        "  WHERE o.user_id = m.user_id AND o.content_object_id = w.id) "
+        "FROM tenants_workspace w "
+        "JOIN tenants_membership m ON m.org_id = w.org_id AND m.user_id = %s "
+        "WHERE w.id = %s",
+        (user_id, workspace_id),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    key_cap: tuple[str, bool] | None = None
+    if key_id is not None:
+        cursor = await conn.execute(
+            "SELECT role, workspace_id IS NOT NULL FROM tenants_apikey WHERE id = %s", (key_id,)
+        )
+        key = await cursor.fetchone()
+        key_cap = (str(key[0]), bool(key[1])) if key else None
+    return node_rules.role_in_workspace(row[0], list(row[1] or ()), key_cap)
 
 
 class UsageLedger(_Pooled):

@@ -24,6 +24,8 @@ from .schemas import (
     ForkIn,
     NetworkPolicyIn,
     NetworkPolicyOut,
+    NodeRulesIn,
+    NodeRulesOut,
     NodeTypesOut,
     RunDetailOut,
     RunIn,
@@ -75,10 +77,38 @@ def network_put(request: HttpRequest, payload: NetworkPolicyIn) -> dict[str, Any
     return {"http_allow": policy.http_allow}
 
 
+node_rules_router = Router(tags=["workspaces"], auth=gate("workspace"))
+
+
+@node_rules_router.get(
+    "", response=NodeRulesOut, summary="Which node types members may use, per role"
+)
+def node_rules_get(request: HttpRequest) -> dict[str, Any]:
+    return {"node_rules": selectors.node_rules(workspace=workspace_ctx(request).workspace)}
+
+
+@node_rules_router.put(
+    "",
+    response=NodeRulesOut,
+    summary="Replace the node rules (owners)",
+    description="Checked when a flow version is saved (against its author's role), when a "
+    "run starts (author and caller) and again by the worker as each node runs. Per role, "
+    "rules naming a node type decide before rules for '*'; at each level a matching deny "
+    "refuses, and allow rules act as an allow list. No rules: everything is allowed.",
+)
+def node_rules_put(request: HttpRequest, payload: NodeRulesIn) -> dict[str, Any]:
+    policy = services.node_rules_set(
+        wctx=workspace_ctx(request),
+        rules=[rule.model_dump() for rule in payload.node_rules],
+    )
+    return {"node_rules": policy.node_rules}
+
+
 @flows_router.post("/validate", response=ValidateOut, summary="Validate a flow document")
 def flow_validate(request: HttpRequest, payload: ValidateIn) -> dict[str, Any]:
-    workspace_ctx(request)
+    wctx = workspace_ctx(request)
     issues = engine.validate_flow(payload.document)
+    issues += selectors.node_rule_issues(wctx=wctx, document=payload.document)
     valid = not any(i.severity == "error" for i in issues)
     return {
         "valid": valid,

@@ -98,18 +98,25 @@ class Run(models.Model):
 
 
 class NetworkPolicy(models.Model):
-    """Hosts the HTTP node may reach in this workspace although they resolve to private
-    addresses (self-hosted services): host names, IPs or CIDR ranges, each with an optional
-    port. Public addresses need no entry."""
+    """The workspace's policy for what its flows may do, set by its owners and read by the
+    worker whenever a node runs.
+
+    `http_allow`: hosts the HTTP node may reach although they resolve to private addresses
+    (self-hosted services): host names, IPs or CIDR ranges, each with an optional port.
+    Public addresses need no entry.
+
+    `node_rules`: which node types (and LLM providers) members may use, per workspace role;
+    see flows.node_rules for their meaning. Empty: every node type is allowed."""
 
     workspace = models.OneToOneField(
         Workspace, on_delete=models.CASCADE, primary_key=True, related_name="network_policy"
     )
     http_allow = models.JSONField(default=list)
+    node_rules = models.JSONField(default=list)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"network policy of {self.workspace_id}"
+        return f"policy of {self.workspace_id}"
 
 
 class LLMUsage(models.Model):

@@ -1,7 +1,7 @@
 """Request and response shapes of the flows and runs API."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Schema
@@ -215,3 +215,42 @@ class NetworkPolicyIn(Schema):
 
 class NetworkPolicyOut(Schema):
     http_allow: list[str]
+
+
+NodeTypeName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ProviderName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class NodeRule(Schema):
+    node_type: NodeTypeName = Field(
+        description="a node type from GET /api/node-types (e.g. 'http_request'), or '*' for "
+        "every type; a rule naming the type overrides rules for '*'"
+    )
+    roles: list[Literal["owner", "editor", "viewer"]] = Field(
+        min_length=1,
+        max_length=3,
+        description="the workspace roles it applies to: of a flow version's author (checked "
+        "when saving and running) and of a run's caller",
+    )
+    effect: Literal["deny", "allow"] = Field(
+        description="deny: refused (deny wins over allow at the same level); allow: the rules "
+        "allowing this type (or '*') become an allow list, a node must match one of them"
+    )
+    providers: list[ProviderName] | None = Field(
+        None,
+        max_length=20,
+        description="only for node types that call a model (llm_chat, agent, "
+        "structured_output, or '*'): the rule then matches only nodes calling one of these "
+        "providers (allow: 'only these providers')",
+    )
+
+
+class NodeRulesIn(Schema):
+    node_rules: list[NodeRule] = Field(
+        max_length=200,
+        description="the whole list, replacing the current one; empty: every node type allowed",
+    )
+
+
+class NodeRulesOut(Schema):
+    node_rules: list[NodeRule]

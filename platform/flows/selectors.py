@@ -10,9 +10,12 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+import engine
 from fireflow.errors import NotFound
 from tenants.context import WorkspaceContext
+from tenants.models import Membership, Workspace, WorkspaceUserObjectPermission
 
+from . import node_rules as rules_
 from .models import Flow, FlowVersion, LLMUsage, NetworkPolicy, Run
 
 # DBOS workflow status -> what a user sees.
@@ -180,6 +183,40 @@ def run_events(
 def network_allow(*, wctx: WorkspaceContext) -> list[str]:
     policy = NetworkPolicy.objects.filter(workspace=wctx.workspace).first()
     return list(policy.http_allow) if policy else []
+
+
+def node_rules(*, workspace: Workspace) -> list[dict[str, Any]]:
+    """The workspace's node rules (see flows.node_rules); empty: every node type allowed."""
+    policy = NetworkPolicy.objects.filter(workspace=workspace).first()
+    return list(policy.node_rules) if policy else []
+
+
+def member_role(*, workspace: Workspace, user_id: UUID | None) -> str | None:
+    """The role `user_id` holds on `workspace` now (as a user, no API key's cap), None if
+    none: what the node rules go by for a flow version's author."""
+    if user_id is None:
+        return None
+    org_role = (
+        Membership.objects.filter(org_id=workspace.org_id, user_id=user_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+    codenames = WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, user_id=user_id
+    ).values_list("permission__codename", flat=True)
+    return rules_.role_in_workspace(org_role, list(codenames))
+
+
+def node_rule_issues(*, wctx: WorkspaceContext, document: dict[str, Any]) -> list[engine.Issue]:
+    """The nodes of `document` the workspace's node rules refuse to the actor (as its
+    author): one validation issue each."""
+    refused = rules_.document_refusals(
+        node_rules(workspace=wctx.workspace), document, [(f"you ({wctx.role})", wctx.role)]
+    )
+    return [
+        engine.Issue(code="node_denied", message=message, node=node_id)
+        for node_id, message in refused.items()
+    ]
 
 
 def run_usage(*, wctx: WorkspaceContext, run_id: UUID) -> dict[str, Any]:

@@ -10,14 +10,15 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 import engine
-from fireflow.errors import Conflict, InvalidInput, NotFound
+from fireflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.audit import audit_record
 from tenants.context import WorkspaceContext
 from tenants.roles import WorkspaceRole
 
 from . import engine_bridge
+from . import node_rules as rules_
 from .models import Flow, FlowVersion, NetworkPolicy, Run
-from .selectors import flow_get, run_get_row
+from .selectors import flow_get, member_role, node_rule_issues, node_rules, run_get_row
 
 
 def _require_active(wctx: WorkspaceContext) -> None:
@@ -51,6 +52,16 @@ def _invalid_flow(exc: engine.FlowInvalid) -> InvalidInput:
         + (" (and more, see fields)" if count > 1 else ""),
         code="invalid_flow",
         fields=issues_to_fields(exc.issues),
+    )
+
+
+def _nodes_refused(issues: list[engine.Issue]) -> InvalidInput:
+    count = len(issues)
+    return InvalidInput(
+        f"The workspace's node rules refuse {count} node{'s' if count != 1 else ''} of this "
+        f"flow: {issues[0].message}" + (" (and more, see fields)" if count > 1 else ""),
+        code="node_denied",
+        fields=issues_to_fields(issues),
     )
 
 
@@ -132,6 +143,9 @@ def version_save(
     except engine.FlowInvalid as exc:
         raise _invalid_flow(exc) from None
     normalized = parsed.to_json()
+    refused = node_rule_issues(wctx=wctx, document=normalized)
+    if refused:
+        raise _nodes_refused(refused)
     current = flow.current_version
     if parent_hash is not None and (current.hash if current else "") != parent_hash:
         raise Conflict(
@@ -193,6 +207,7 @@ def run_start(
             fields=issues_to_fields(exc.issues),
         ) from None
     subflows = pin_subflows(wctx.workspace.id, version.document)
+    _check_node_rules_for_run(wctx, version, [version.document, *subflows.values()])
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -214,6 +229,62 @@ def run_start(
             raise
         return existing, False
     return run, True
+
+
+def _check_node_rules_for_run(
+    wctx: WorkspaceContext, version: FlowVersion, documents: list[dict[str, Any]]
+) -> None:
+    """Refuse a run whose nodes (its called flows' included) the node rules refuse to the
+    caller (403) or, since the rules changed after it was saved, to the version's author
+    (422). The worker checks again as each node runs."""
+    rules = node_rules(workspace=wctx.workspace)
+    if not rules:
+        return
+    author_role = member_role(workspace=wctx.workspace, user_id=version.author_id)
+    author = f"the flow's author ({author_role or 'no longer a member'})"
+    for people, error in (
+        ([(f"you ({wctx.role})", wctx.role.value)], Forbidden),
+        ([(author, author_role)], InvalidInput),
+    ):
+        refused: dict[str, str] = {}
+        for document in documents:
+            for node_id, message in rules_.document_refusals(rules, document, people).items():
+                refused.setdefault(f"nodes.{node_id}", message)
+        if refused:
+            first = next(iter(refused.values()))
+            more = " (and more, see fields)" if len(refused) > 1 else ""
+            raise error(f"This run cannot start: {first}{more}", code="node_denied", fields=refused)
+
+
+@transaction.atomic
+def node_rules_set(*, wctx: WorkspaceContext, rules: list[dict[str, Any]]) -> NetworkPolicy:
+    """Replace the workspace's node rules (workspace owners only; audited). Flows saved
+    before are not changed: they are refused when they next run, node by node."""
+    wctx.require(WorkspaceRole.OWNER, action="change its node rules")
+    cleaned, problems = rules_.check_rules(rules)
+    if problems:
+        raise InvalidInput(
+            "Some node rules are invalid: "
+            + "; ".join(f"{field}: {message}" for field, message in problems.items()),
+            code="invalid_node_rules",
+            fields=problems,
+        )
+    policy, _ = NetworkPolicy.objects.select_for_update().get_or_create(workspace=wctx.workspace)
+    before = list(policy.node_rules)
+    policy.node_rules = cleaned
+    policy.save(update_fields=["node_rules", "updated_at"])
+    audit_record(
+        org=wctx.org,
+        actor=wctx.actor,
+        action="workspace.node_rules_changed",
+        target_type="workspace",
+        target_id=wctx.workspace.id,
+        target_label=wctx.workspace.name,
+        workspace=wctx.workspace,
+        before={"node_rules": before},
+        after={"node_rules": cleaned},
+    )
+    return policy
 
 
 @transaction.atomic
@@ -381,6 +452,7 @@ def run_fork(*, wctx: WorkspaceContext, run_id: UUID, node_id: str) -> Run:
         raise InvalidInput(
             f"The flow has no node '{node_id}'.", code="unknown_node", fields={"node": "unknown"}
         ) from None
+    _check_node_rules_for_run(wctx, original.flow_version, [document])
     new_id = engine_bridge.client().fork(str(run_id), start_step)
     return Run.objects.create(
         id=UUID(new_id),

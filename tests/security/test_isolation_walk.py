@@ -242,6 +242,10 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
         (),
         lambda ids: {"http_allow": ["attacker.example:443", "169.254.169.254"]},
     ),
+    ("PUT", "/api/orgs/{org_slug}/workspaces/{ws_id}/node-rules"): (
+        (),
+        lambda ids: {"node_rules": [{"node_type": "*", "roles": ["owner"], "effect": "deny"}]},
+    ),
     ("POST", "/api/orgs/{org_slug}/secrets"): ((), lambda ids: {"name": "exfil", "value": "x"}),
     ("PUT", "/api/orgs/{org_slug}/secrets/{secret_id}/value"): ((), lambda ids: {"value": "x"}),
     ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets"): (
