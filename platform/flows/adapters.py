@@ -14,7 +14,7 @@ from . import node_rules
 log = logging.getLogger("fireflow.worker")
 
 
-class _Pooled:
+class PooledAdapter:
     """A small pool, opened on first use on the event loop the runs execute on."""
 
     def __init__(self, database_url: str) -> None:
@@ -34,7 +34,7 @@ class _Pooled:
         return self._pool
 
 
-class WorkspacePolicy(_Pooled):
+class WorkspacePolicy(PooledAdapter):
     """engine.PolicySource: the workspace's network allow list and node rules as they are
     now, and the roles its members hold now."""
 
@@ -133,7 +133,7 @@ async def _workspace_role(
     return node_rules.role_in_workspace(row[0], list(row[1] or ()), key_cap)
 
 
-class UsageLedger(_Pooled):
+class UsageLedger(PooledAdapter):
     """engine.UsageLedger: one `flows_llmusage` row per LLM call. The tenant, flow, owner and
     caller come from the Run row of the run a user started (a child run's id begins with
     it), so a fork is billed to whoever forked it."""

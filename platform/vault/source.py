@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 import engine
+from flows.adapters import PooledAdapter
 
 from .envelope import Context, VaultError, open_sealed
 from .keys import master_keys
@@ -24,17 +24,7 @@ log = logging.getLogger("fireflow.vault")
 PURPOSE = "secret"
 
 
-class VaultSecrets:
-    def __init__(self, database_url: str) -> None:
-        self._pool = AsyncConnectionPool(
-            database_url,
-            min_size=0,
-            max_size=2,
-            open=False,
-            kwargs={"autocommit": True, "connect_timeout": 5},
-        )
-        self._opened = False
-
+class VaultSecrets(PooledAdapter):
     async def seal_for_step(
         self,
         run_id: str,
@@ -48,10 +38,8 @@ class VaultSecrets:
         if not org or not workspace:
             raise engine.NodeError("secrets are only available to runs of a workspace")
         root_run = ":" not in run_id
-        if not self._opened:
-            await self._pool.open()
-            self._opened = True
-        async with self._pool.connection() as conn:
+        pool = await self._open()
+        async with pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT id, owner_id, workspace_id, sealed, epoch FROM vault_secret "
                 "WHERE org_id = %s AND name = %s "
