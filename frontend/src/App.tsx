@@ -15,6 +15,7 @@ import { ForgotPasswordPage, ResetPasswordPage } from "./pages/PasswordReset";
 import { SignupPage } from "./pages/Signup";
 import { VerifyEmailPage } from "./pages/VerifyEmail";
 import { RunPage, WorkspaceRunsPage } from "./pages/Runs";
+import { SecretsPage } from "./pages/Secrets";
 import { WorkspaceDetailPage } from "./pages/WorkspaceDetail";
 import { WorkspacesPage } from "./pages/Workspaces";
 import { AuthLayout } from "./pages/AuthLayout";
@@ -90,6 +91,7 @@ export function AppRoutes() {
         <Route path="invitations" element={<SectionGuard section="invitations"><InvitationsPage /></SectionGuard>} />
         <Route path="audit" element={<SectionGuard section="audit"><AuditPage /></SectionGuard>} />
         <Route path="api-keys" element={<SectionGuard section="api-keys"><ApiKeysPage /></SectionGuard>} />
+        <Route path="secrets" element={<SectionGuard section="secrets"><SecretsPage /></SectionGuard>} />
         <Route path="billing" element={<SectionGuard section="billing"><BillingPage /></SectionGuard>} />
         <Route path="*" element={<NotFound />} />
       </Route>

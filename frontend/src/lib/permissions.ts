@@ -4,7 +4,7 @@
  */
 import type { OrgRole, WorkspaceRole } from "../api/client";
 
-export type Section = "workspaces" | "members" | "invitations" | "audit" | "api-keys" | "billing";
+export type Section = "workspaces" | "members" | "invitations" | "audit" | "api-keys" | "secrets" | "billing";
 
 const MANAGERS: readonly (OrgRole | null | undefined)[] = ["owner", "admin"];
 
@@ -17,9 +17,9 @@ export function sectionsFor(role: OrgRole | null | undefined): Section[] {
   switch (role) {
     case "owner":
     case "admin":
-      return ["workspaces", "members", "invitations", "audit", "api-keys", "billing"];
+      return ["workspaces", "members", "invitations", "audit", "api-keys", "secrets", "billing"];
     case "member":
-      return ["workspaces", "members", "api-keys"];
+      return ["workspaces", "members", "api-keys", "secrets"];
     case "billing":
       return ["billing"];
     default:

@@ -35,14 +35,14 @@ describe("the organisation shell", () => {
   it("shows owners every section", async () => {
     openConsole("owner", "/orgs/acme/workspaces");
     await screen.findByRole("heading", { name: "Workspaces", level: 1 });
-    expect(navLinks()).toEqual(["Workspaces", "Members", "Invitations", "Audit log", "API keys", "Billing"]);
+    expect(navLinks()).toEqual(["Workspaces", "Members", "Invitations", "Audit log", "API keys", "Secrets", "Billing"]);
     expect(screen.getByRole("button", { name: "New workspace" })).toBeInTheDocument();
   });
 
   it("shows members no invitations, audit log or workspace creation", async () => {
     openConsole("member", "/orgs/acme/workspaces");
     await screen.findByRole("heading", { name: "Workspaces", level: 1 });
-    expect(navLinks()).toEqual(["Workspaces", "Members", "API keys"]);
+    expect(navLinks()).toEqual(["Workspaces", "Members", "API keys", "Secrets"]);
     expect(screen.queryByRole("button", { name: "New workspace" })).toBeNull();
   });
 

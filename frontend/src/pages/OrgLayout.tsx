@@ -16,6 +16,7 @@ const SECTION_LABELS: Record<Section, { label: string }> = {
   invitations: { label: "Invitations" },
   audit: { label: "Audit log" },
   "api-keys": { label: "API keys" },
+  secrets: { label: "Secrets" },
   billing: { label: "Billing" },
 };
 
