@@ -186,6 +186,10 @@ export function useRunStream(url: string | null, onEnd?: () => void): LiveRun {
   useEffect(() => {
     if (!url) return;
     dispatch({ kind: "reset" });
+    if (typeof EventSource === "undefined") {
+      dispatch({ kind: "connection-error", message: "This browser cannot follow a run live." });
+      return;
+    }
     const source = new EventSource(url, { withCredentials: true });
     let ended = false;
     source.onmessage = (message: MessageEvent) => {
@@ -204,7 +208,7 @@ export function useRunStream(url: string | null, onEnd?: () => void): LiveRun {
     };
     source.onerror = () => {
       // CONNECTING: the browser retries by itself (resuming from Last-Event-ID); CLOSED: it gave up.
-      if (!ended && source.readyState === EventSource.CLOSED) {
+      if (!ended && source.readyState === 2 /* EventSource.CLOSED */) {
         dispatch({ kind: "connection-error", message: "The live view could not connect. Reload the page to try again." });
       }
     };
