@@ -242,4 +242,134 @@ describe("secrets page", () => {
     expect(personalSection().getByRole("button", { name: "Rotate OPENAI_KEY" })).toBeInTheDocument();
     expect(personalSection().getByRole("button", { name: "Delete OPENAI_KEY" })).toBeInTheDocument();
   });
+
+  it("rotates the vault key of your secrets after confirmation and says what it did", async () => {
+    const { calls } = open({
+      routes: { "POST /api/orgs/acme/secrets/rotate-key": { body: { epoch: 3, rewrapped: 2 } } },
+    });
+    await personalSection().findByTestId("secret-row");
+
+    await userEvent.click(personalSection().getByRole("button", { name: "Rotate key" }));
+    const dialog = within(screen.getByRole("dialog", { name: "Rotate the key?" }));
+    expect(dialog.getByText(/Re-encrypts every secret of yours under a new key; values do not change/)).toBeInTheDocument();
+    expect(calls.some((c) => c.path.endsWith("/rotate-key"))).toBe(false); // nothing sent before confirming
+    await userEvent.click(dialog.getByRole("button", { name: "Rotate key" }));
+
+    const status = await personalSection().findByText("Key rotated: epoch 3, 2 secrets re-encrypted.");
+    expect(status.closest("[role=status]")).not.toBeNull();
+    expect(screen.queryByRole("dialog")).toBeNull();
+    const posts = calls.filter((c) => c.method === "POST");
+    expect(posts.map((c) => c.path)).toEqual(["/api/orgs/acme/secrets/rotate-key"]);
+  });
+
+  it("rotates a workspace's key with the shared endpoint, for a workspace owner", async () => {
+    const { calls } = open({
+      role: "member",
+      wsRole: "owner",
+      routes: { "POST /api/orgs/acme/workspaces/ws-1/secrets/rotate-key": { body: { epoch: 2, rewrapped: 1 } } },
+    });
+    await sharedRow();
+
+    await userEvent.click(sharedSection().getByRole("button", { name: "Rotate key" }));
+    const dialog = within(screen.getByRole("dialog", { name: "Rotate the key?" }));
+    expect(dialog.getByText(/every secret shared with Research under a new key; values do not change/)).toBeInTheDocument();
+    await userEvent.click(dialog.getByRole("button", { name: "Rotate key" }));
+
+    const status = await sharedSection().findByText("Key rotated: epoch 2, 1 secret re-encrypted.");
+    expect(status.closest("[role=status]")).not.toBeNull();
+    expect(calls.find((c) => c.method === "POST")!.path).toBe("/api/orgs/acme/workspaces/ws-1/secrets/rotate-key");
+    expect(personalSection().queryByText(/Key rotated/)).toBeNull();
+  });
+
+  it("shows a refused key rotation (403) in the dialog", async () => {
+    open({
+      routes: {
+        "POST /api/orgs/acme/secrets/rotate-key": {
+          status: 403,
+          body: { detail: "Not allowed for your role.", code: "forbidden", fields: {} },
+        },
+      },
+    });
+    await personalSection().findByTestId("secret-row");
+
+    await userEvent.click(personalSection().getByRole("button", { name: "Rotate key" }));
+    const dialog = within(screen.getByRole("dialog", { name: "Rotate the key?" }));
+    await userEvent.click(dialog.getByRole("button", { name: "Rotate key" }));
+
+    expect(await dialog.findByRole("alert")).toHaveTextContent("Not allowed for your role.");
+    expect(screen.queryByText(/Key rotated/)).toBeNull();
+  });
+
+  it("a member without manage rights sees no shared \"Rotate key\", but can rotate their own", async () => {
+    open({ role: "member", wsRole: "editor" });
+
+    await sharedRow();
+    expect(sharedSection().queryByRole("button", { name: "Rotate key" })).toBeNull();
+    await personalSection().findByTestId("secret-row");
+    expect(personalSection().getByRole("button", { name: "Rotate key" })).toBeInTheDocument();
+  });
+
+  it("lists a shared secret's last uses, with links to the runs, for any member", async () => {
+    const runId = "0b4f6a2e-1111-4222-8333-944455556666";
+    const { calls } = open({
+      role: "member",
+      wsRole: "viewer",
+      routes: {
+        "GET /api/orgs/acme/workspaces/ws-1/secrets/s-9/uses": {
+          body: [
+            { at: "2026-02-03T10:00:00Z", run_id: runId, node_id: "notify", caller_email: "bob@acme.test" },
+            { at: "2026-02-02T09:00:00Z", run_id: null, node_id: null, caller_email: null },
+          ],
+        },
+      },
+    });
+    await sharedRow();
+
+    const toggle = sharedSection().getByRole("button", { name: "Uses of SLACK_TOKEN" });
+    expect(toggle).toHaveAttribute("aria-expanded", "false");
+    await userEvent.click(toggle);
+    expect(toggle).toHaveAttribute("aria-expanded", "true");
+
+    const table = await sharedSection().findByRole("table", { name: "Last uses of SLACK_TOKEN" });
+    const entries = within(table).getAllByTestId("secret-use");
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toHaveTextContent("notify");
+    expect(entries[0]).toHaveTextContent("bob@acme.test");
+    expect(within(entries[0]!).getByRole("link", { name: runId })).toHaveAttribute(
+      "href",
+      `/orgs/acme/workspaces/ws-1/runs/${runId}`,
+    );
+    expect(within(entries[1]!).queryByRole("link")).toBeNull();
+    expect(calls.some((c) => c.path === "/api/orgs/acme/workspaces/ws-1/secrets/s-9/uses")).toBe(true);
+
+    await userEvent.click(toggle);
+    expect(sharedSection().queryByRole("table", { name: "Last uses of SLACK_TOKEN" })).toBeNull();
+  });
+
+  it("lists a personal secret's uses with the run id as text, and says when it has none", async () => {
+    const runId = "7c1d2e3f-aaaa-4bbb-8ccc-ddddeeeeffff";
+    open({
+      personal: [secret("s-1", "OPENAI_KEY"), secret("s-2", "UNUSED_KEY")],
+      routes: {
+        "GET /api/orgs/acme/secrets/s-1/uses": {
+          body: [{ at: "2026-02-03T10:00:00Z", run_id: runId, node_id: "summarise", caller_email: "ada@example.com" }],
+        },
+        "GET /api/orgs/acme/secrets/s-2/uses": { body: [] },
+      },
+    });
+    await personalSection().findAllByTestId("secret-row");
+
+    await userEvent.click(personalSection().getByRole("button", { name: "Uses of OPENAI_KEY" }));
+    const table = await personalSection().findByRole("table", { name: "Last uses of OPENAI_KEY" });
+    const entry = within(table).getAllByTestId("secret-use")[0]!;
+    expect(entry).toHaveTextContent(runId);
+    expect(entry).toHaveTextContent("summarise");
+    expect(entry).toHaveTextContent("ada@example.com");
+    // The workspace of a personal secret's run is not known: no link.
+    expect(within(entry).queryByRole("link")).toBeNull();
+
+    await userEvent.click(personalSection().getByRole("button", { name: "Uses of UNUSED_KEY" }));
+    expect(await personalSection().findByText("Not used by any run yet.")).toBeInTheDocument();
+    expect(personalSection().queryByRole("table", { name: "Last uses of OPENAI_KEY" })).toBeNull();
+  });
 });

@@ -3,8 +3,8 @@
  * ones. Values go in (add, rotate) and never come back: the API does not return them and this
  * page keeps a typed value only until it is sent.
  */
-import { useId, useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { useSearchParams } from "react-router";
+import { Fragment, useId, useMemo, useState, type FormEvent, type ReactNode } from "react";
+import { Link, useSearchParams } from "react-router";
 import { ApiError, api, call, type Schemas, type Workspace } from "../api/client";
 import { DataTable, LoadState } from "../components/DataTable";
 import { useToast } from "../components/toast";
@@ -25,6 +25,8 @@ import { can } from "../lib/permissions";
 
 type Secret = Schemas["SecretOut"];
 type SecretIn = Schemas["SecretIn"];
+type SecretUse = Schemas["SecretUseOut"];
+type KeyRotation = Schemas["KeyRotationOut"];
 
 const NO_WORKSPACES: Workspace[] = [];
 
@@ -34,6 +36,12 @@ interface Vault {
   create: (body: SecretIn) => Promise<Secret>;
   rotate: (secretId: string, value: string) => Promise<Secret>;
   remove: (secretId: string) => Promise<void>;
+  /** A new key epoch for the vault's owner (the user, or the workspace); every secret re-encrypted. */
+  rotateKey: () => Promise<KeyRotation>;
+  /** The secret's last uses by runs. */
+  uses: (secretId: string) => Promise<SecretUse[]>;
+  /** The console page of a run that used a secret, when the vault knows the run's workspace. */
+  runPath?: (runId: string) => string;
 }
 
 function personalVault(orgSlug: string): Vault {
@@ -52,6 +60,12 @@ function personalVault(orgSlug: string): Vault {
       call(() =>
         api.DELETE("/api/orgs/{org_slug}/secrets/{secret_id}", { params: { path: { ...org, secret_id: secretId } } }),
       ),
+    rotateKey: () => call(() => api.POST("/api/orgs/{org_slug}/secrets/rotate-key", { params: { path: org } })),
+    uses: (secretId) =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/secrets/{secret_id}/uses", { params: { path: { ...org, secret_id: secretId } } }),
+      ),
+    // A personal secret is used by runs in any workspace, and a use does not say which one.
   };
 }
 
@@ -74,6 +88,15 @@ function sharedVault(orgSlug: string, wsId: string): Vault {
           params: { path: { ...ws, secret_id: secretId } },
         }),
       ),
+    rotateKey: () =>
+      call(() => api.POST("/api/orgs/{org_slug}/workspaces/{ws_id}/secrets/rotate-key", { params: { path: ws } })),
+    uses: (secretId) =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/secrets/{secret_id}/uses", {
+          params: { path: { ...ws, secret_id: secretId } },
+        }),
+      ),
+    runPath: (runId) => `/orgs/${orgSlug}/workspaces/${wsId}/runs/${runId}`,
   };
 }
 
@@ -129,6 +152,7 @@ export function SecretsPage() {
         ownerColumn="Owner"
         ownerOf={(s) => s.owner_email}
         canManage
+        keyOwner="of yours"
         formLabel="Add a secret of yours"
         testId="personal-secrets"
       />
@@ -162,6 +186,7 @@ export function SecretsPage() {
           ownerColumn="Created by"
           ownerOf={(s) => s.created_by_email}
           canManage={can.manageWorkspace(role, workspace.role)}
+          keyOwner={`shared with ${workspace.name}`}
           readOnlyNote={`Only owners of ${workspace.name} (and organisation owners and admins) add, rotate or delete its shared secrets.`}
           formLabel={`Add a secret shared with ${workspace.name}`}
           testId="shared-secrets"
@@ -191,6 +216,7 @@ function SecretsSection({
   ownerColumn,
   ownerOf,
   canManage,
+  keyOwner,
   readOnlyNote,
   formLabel,
   testId,
@@ -204,6 +230,8 @@ function SecretsSection({
   ownerColumn: string;
   ownerOf: (secret: Secret) => string | null;
   canManage: boolean;
+  /** Whose secrets the vault key seals, after "every secret": "of yours", "shared with Research". */
+  keyOwner: string;
   readOnlyNote?: string;
   formLabel: string;
   testId: string;
@@ -213,6 +241,11 @@ function SecretsSection({
   const list = useAsync(() => vault.list(), [vaultKey]);
   const [rotating, setRotating] = useState<Secret | null>(null);
   const [deleting, setDeleting] = useState<Secret | null>(null);
+  const [confirmingKeyRotation, setConfirmingKeyRotation] = useState(false);
+  const [keyRotated, setKeyRotated] = useState<KeyRotation | null>(null);
+  const [usesOf, setUsesOf] = useState<string | null>(null);
+  const usesIdPrefix = useId();
+  const columns = ["Name", "Description", ownerColumn, "Created", "Rotated", "Last used"];
 
   return (
     <section className="card" aria-labelledby={headingId} data-testid={testId}>
@@ -221,47 +254,85 @@ function SecretsSection({
           <h2 id={headingId}>{title}</h2>
           <p>{description}</p>
         </div>
-        {picker}
+        {picker || canManage ? (
+          <div className="row">
+            {picker}
+            {canManage ? (
+              <Button size="sm" onClick={() => setConfirmingKeyRotation(true)}>
+                Rotate key
+              </Button>
+            ) : null}
+          </div>
+        ) : null}
       </div>
+      {keyRotated ? (
+        <div className="card-body secrets-key-rotated">
+          <Alert kind="success" testId="key-rotated">
+            Key rotated: epoch {keyRotated.epoch}, {keyRotated.rewrapped}{" "}
+            {keyRotated.rewrapped === 1 ? "secret" : "secrets"} re-encrypted.
+          </Alert>
+        </div>
+      ) : null}
       <LoadState error={list.error} loading={list.loading}>
         {() =>
           list.data && list.data.length > 0 ? (
-            <DataTable
-              className="table table-dense"
-              columns={["Name", "Description", ownerColumn, "Created", "Rotated", "Last used"]}
-              actions={canManage}
-            >
-              {list.data.map((secret) => (
-                <tr key={secret.id} data-testid="secret-row" data-name={secret.name}>
-                  <td>
-                    <code className="nowrap">{secret.name}</code>
-                  </td>
-                  <td className="small">{secret.description || <span className="muted">—</span>}</td>
-                  <td className="small">{ownerOf(secret) ?? <span className="muted">—</span>}</td>
-                  <td className="small nowrap">{formatDate(secret.created_at)}</td>
-                  <td className="small nowrap" title={secret.rotated_at ?? undefined}>
-                    {relativeTime(secret.rotated_at)}
-                  </td>
-                  <td className="small nowrap" title={secret.last_used_at ?? undefined}>
-                    {relativeTime(secret.last_used_at)}
-                  </td>
-                  {canManage ? (
-                    <td className="actions">
-                      <Button size="sm" onClick={() => setRotating(secret)} aria-label={`Rotate ${secret.name}`}>
-                        Rotate
-                      </Button>
-                      <Button
-                        size="sm"
-                        variant="danger-ghost"
-                        onClick={() => setDeleting(secret)}
-                        aria-label={`Delete ${secret.name}`}
-                      >
-                        Delete
-                      </Button>
-                    </td>
-                  ) : null}
-                </tr>
-              ))}
+            <DataTable className="table table-dense" columns={columns} actions>
+              {list.data.map((secret) => {
+                const usesId = `${usesIdPrefix}-${secret.id}`;
+                const showingUses = usesOf === secret.id;
+                return (
+                  <Fragment key={secret.id}>
+                    <tr data-testid="secret-row" data-name={secret.name}>
+                      <td>
+                        <code className="nowrap">{secret.name}</code>
+                      </td>
+                      <td className="small">{secret.description || <span className="muted">—</span>}</td>
+                      <td className="small">{ownerOf(secret) ?? <span className="muted">—</span>}</td>
+                      <td className="small nowrap">{formatDate(secret.created_at)}</td>
+                      <td className="small nowrap" title={secret.rotated_at ?? undefined}>
+                        {relativeTime(secret.rotated_at)}
+                      </td>
+                      <td className="small nowrap" title={secret.last_used_at ?? undefined}>
+                        {relativeTime(secret.last_used_at)}
+                      </td>
+                      <td className="actions">
+                        <Button
+                          size="sm"
+                          variant="ghost"
+                          onClick={() => setUsesOf(showingUses ? null : secret.id)}
+                          aria-label={`Uses of ${secret.name}`}
+                          aria-expanded={showingUses}
+                          aria-controls={showingUses ? usesId : undefined}
+                        >
+                          Uses
+                        </Button>
+                        {canManage ? (
+                          <>
+                            <Button size="sm" onClick={() => setRotating(secret)} aria-label={`Rotate ${secret.name}`}>
+                              Rotate
+                            </Button>
+                            <Button
+                              size="sm"
+                              variant="danger-ghost"
+                              onClick={() => setDeleting(secret)}
+                              aria-label={`Delete ${secret.name}`}
+                            >
+                              Delete
+                            </Button>
+                          </>
+                        ) : null}
+                      </td>
+                    </tr>
+                    {showingUses ? (
+                      <tr className="secret-uses-row">
+                        <td colSpan={columns.length + 1} id={usesId}>
+                          <SecretUses vault={vault} secret={secret} />
+                        </td>
+                      </tr>
+                    ) : null}
+                  </Fragment>
+                );
+              })}
             </DataTable>
           ) : (
             <EmptyState title="No secrets yet">
@@ -286,6 +357,25 @@ function SecretsSection({
           onClose={() => setRotating(null)}
           onRotated={() => {
             toast.success(`${rotating.name} rotated.`);
+            list.reload();
+          }}
+        />
+      ) : null}
+      {confirmingKeyRotation ? (
+        <ConfirmDialog
+          title="Rotate the key?"
+          description={
+            <>
+              Re-encrypts every secret {keyOwner} under a new key; values do not change. Nodes keep using the
+              secrets by their names: nothing else needs updating.
+            </>
+          }
+          confirmLabel="Rotate key"
+          danger={false}
+          onClose={() => setConfirmingKeyRotation(false)}
+          onConfirm={async () => {
+            setKeyRotated(null);
+            setKeyRotated(await vault.rotateKey());
             list.reload();
           }}
         />
@@ -428,5 +518,56 @@ function RotateSecretDialog({
         error={submit.fields.value}
       />
     </FormDialog>
+  );
+}
+
+/** A secret's last uses by runs: when, which run and node, started by whom. */
+function SecretUses({ vault, secret }: { vault: Vault; secret: Secret }) {
+  const uses = useAsync(() => vault.uses(secret.id), [secret.id]);
+  return (
+    <div className="secret-uses" data-testid="secret-uses">
+      <LoadState error={uses.error} loading={uses.loading}>
+        {() =>
+          uses.data && uses.data.length > 0 ? (
+            <table className="table table-dense" aria-label={`Last uses of ${secret.name}`}>
+              <thead>
+                <tr>
+                  <th>When</th>
+                  <th>Run</th>
+                  <th>Node</th>
+                  <th>Caller</th>
+                </tr>
+              </thead>
+              <tbody>
+                {uses.data.map((use, index) => (
+                  <tr key={`${use.at}-${use.run_id ?? ""}-${use.node_id ?? ""}-${index}`} data-testid="secret-use">
+                    <td className="small nowrap" title={use.at}>
+                      {formatDate(use.at)}
+                    </td>
+                    <td className="small">
+                      {use.run_id ? (
+                        vault.runPath ? (
+                          <Link to={vault.runPath(use.run_id)}>
+                            <code>{use.run_id}</code>
+                          </Link>
+                        ) : (
+                          <code>{use.run_id}</code>
+                        )
+                      ) : (
+                        <span className="muted">—</span>
+                      )}
+                    </td>
+                    <td className="small">{use.node_id ? <code>{use.node_id}</code> : <span className="muted">—</span>}</td>
+                    <td className="small">{use.caller_email ?? <span className="muted">—</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p className="small muted secret-uses-empty">Not used by any run yet.</p>
+          )
+        }
+      </LoadState>
+    </div>
   );
 }
