@@ -126,12 +126,19 @@ class UsageLedger(Protocol):
         ...
 
 
+# How a node names a secret, and whose it is: `name` is the flow owner's own secret (the
+# owner wrote the version that names it), `workspace:name` the workspace's shared one. A
+# caller's own secrets are never used for someone else's flow.
+SECRET_REF_PATTERN = "^(workspace:)?[A-Za-z][A-Za-z0-9_.-]{0,99}$"
+
+
 class NodeSecrets(Protocol):
     """A node's access to the secrets the rules allow its run (`NodeContext.secrets`)."""
 
     async def reveal(self, name: str) -> str:
-        """The value of secret `name`, or NodeError saying why it may not be used. Use it
-        in the step and drop it: never return it, emit it or put it in an error."""
+        """The value of secret `name` (see SECRET_REF_PATTERN), or NodeError saying why it
+        may not be used. Use it in the step and drop it: never return it, emit it or put it
+        in an error."""
         ...
 
 

@@ -8,7 +8,7 @@ import httpx
 
 from .._net import BlockedURL, allow_list, guarded_fetch, redact
 from .._ports import PortType
-from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+from .._registry import SECRET_REF_PATTERN, Effect, NodeContext, NodeError, NodeType, Port
 
 # Kept out of the node's output (and so out of events and checkpoints): credentials.
 _PRIVATE_RESPONSE_HEADERS = {
@@ -50,7 +50,11 @@ class HttpRequest(NodeType):
                     "additionalProperties": False,
                     "required": ["secret"],
                     "properties": {
-                        "secret": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,99}$"},
+                        "secret": {
+                            "type": "string",
+                            "pattern": SECRET_REF_PATTERN,
+                            "description": "`name` (the flow owner's) or `workspace:name`",
+                        },
                         "prefix": {"type": "string", "maxLength": 100, "default": ""},
                     },
                 },

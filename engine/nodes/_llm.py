@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from .._net import allow_list
 from .._ports import PortType
-from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+from .._registry import SECRET_REF_PATTERN, Effect, NodeContext, NodeError, NodeType, Port
 from .._streams import NULL_WRITER
 from ..llm._catalogue import model_info
 from ..llm._providers import PROVIDERS, ChatRequest, chat
@@ -16,9 +16,9 @@ _ROLES = {"user", "assistant"}
 # Config property of every node that calls a model: the vault secret holding its API key.
 API_KEY_SECRET: dict[str, Any] = {
     "type": "string",
-    "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
-    "description": "the name of the vault secret holding the provider's API key (the flow "
-    "owner's, or the workspace's); the workers' key when empty",
+    "pattern": SECRET_REF_PATTERN,
+    "description": "the vault secret holding the provider's API key: `name` for the flow "
+    "owner's own, `workspace:name` for the workspace's shared one; the workers' key when empty",
 }
 
 

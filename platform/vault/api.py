@@ -17,6 +17,7 @@ from .schemas import (
     KeyRotationOut,
     SecretIn,
     SecretOut,
+    SecretPatchIn,
     SecretUseOut,
     SecretValueIn,
     VaultStatusOut,
@@ -38,6 +39,7 @@ def personal_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
         name=payload.name,
         value=payload.value.get_secret_value(),
         description=payload.description,
+        allowed_flows=payload.allowed_flows,
     )
     return Status(201, secret)
 
@@ -62,6 +64,15 @@ def personal_detail(request: HttpRequest, secret_id: UUID) -> Secret:
 def personal_uses(request: HttpRequest, secret_id: UUID) -> list[dict[str, Any]]:
     secret = selectors.personal_secret(ctx=org_ctx(request), secret_id=secret_id)
     return selectors.last_uses(secret)
+
+
+@personal_router.patch("/{secret_id}", response=SecretOut, summary="Description, allowed flows")
+def personal_update(request: HttpRequest, secret_id: UUID, payload: SecretPatchIn) -> Secret:
+    ctx = org_ctx(request)
+    secret = selectors.personal_secret(ctx=ctx, secret_id=secret_id)
+    return services.secret_update(
+        ctx=ctx, secret=secret, description=payload.description, allowed_flows=payload.allowed_flows
+    )
 
 
 @personal_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value")
@@ -92,6 +103,7 @@ def shared_create(request: HttpRequest, payload: SecretIn) -> Status[Secret]:
         name=payload.name,
         value=payload.value.get_secret_value(),
         description=payload.description,
+        allowed_flows=payload.allowed_flows,
     )
     return Status(201, secret)
 
@@ -117,6 +129,21 @@ def shared_detail(request: HttpRequest, secret_id: UUID) -> Secret:
 def shared_uses(request: HttpRequest, secret_id: UUID) -> list[dict[str, Any]]:
     secret = selectors.shared_secret(wctx=workspace_ctx(request), secret_id=secret_id)
     return selectors.last_uses(secret)
+
+
+@shared_router.patch(
+    "/{secret_id}", response=SecretOut, summary="Description, allowed flows (owners)"
+)
+def shared_update(request: HttpRequest, secret_id: UUID, payload: SecretPatchIn) -> Secret:
+    wctx = workspace_ctx(request)
+    secret = selectors.shared_secret(wctx=wctx, secret_id=secret_id)
+    return services.secret_update(
+        ctx=wctx.org_ctx,
+        wctx=wctx,
+        secret=secret,
+        description=payload.description,
+        allowed_flows=payload.allowed_flows,
+    )
 
 
 @shared_router.put("/{secret_id}/value", response=SecretOut, summary="Rotate the value (owners)")

@@ -36,6 +36,8 @@ class Secret(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # The flows that may use a personal secret (ids); empty: any flow its owner wrote.
+    allowed_flows = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

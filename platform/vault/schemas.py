@@ -14,6 +14,16 @@ class SecretIn(Schema):
     name: SecretName = Field(description="how nodes refer to it")
     value: SecretStr = Field(description="stored sealed; never shown again")
     description: str = Field("", max_length=500)
+    allowed_flows: list[UUID] = Field(
+        default_factory=list, description="the flows that may use it; empty: any of the owner's"
+    )
+
+
+class SecretPatchIn(Schema):
+    description: str | None = Field(None, max_length=500)
+    allowed_flows: list[UUID] | None = Field(
+        None, description="the flows that may use it; empty: any of the owner's"
+    )
 
 
 class SecretValueIn(Schema):
@@ -31,6 +41,7 @@ class SecretOut(Schema):
     created_at: datetime
     rotated_at: datetime | None
     last_used_at: datetime | None
+    allowed_flows: list[str]
 
     @staticmethod
     def resolve_scope(obj: Any) -> str:

@@ -71,9 +71,11 @@ def secret_create(
     value: str,
     description: str = "",
     wctx: WorkspaceContext | None = None,
+    allowed_flows: list[Any] | None = None,
 ) -> Secret:
     """A personal secret of the actor (no `wctx`) or a shared one of the workspace."""
     _check(name, value)
+    flows = _flows_of(ctx, allowed_flows or [])
     if wctx is not None:
         _require_manager(wctx)
         taken = Secret.objects.filter(workspace=wctx.workspace, name=name).exists()
@@ -88,6 +90,7 @@ def secret_create(
             code="secret_exists",
         )
     secret.name, secret.description, secret.created_by = name, description, ctx.user
+    secret.allowed_flows = flows
     _seal_into(secret, value)
     secret.save(force_insert=True)
     _audit(ctx, secret, "secret.created", wctx)
@@ -108,6 +111,60 @@ def secret_rotate(
     secret.save(update_fields=["sealed", "master_version", "epoch", "rotated_at"])
     _audit(ctx, secret, "secret.rotated", wctx)
     return secret
+
+
+@transaction.atomic
+def secret_update(
+    *,
+    ctx: OrgContext,
+    secret: Secret,
+    description: str | None = None,
+    allowed_flows: list[Any] | None = None,
+    wctx: WorkspaceContext | None = None,
+) -> Secret:
+    """Change what is said about a secret and which flows may use it (not its value)."""
+    if wctx is not None:
+        _require_manager(wctx)
+    secret = Secret.objects.select_for_update().get(id=secret.id)
+    before = {"allowed_flows": list(secret.allowed_flows)}
+    if description is not None:
+        secret.description = description
+    if allowed_flows is not None:
+        secret.allowed_flows = _flows_of(ctx, allowed_flows)
+    secret.save(update_fields=["description", "allowed_flows"])
+    audit_record(
+        org=ctx.org,
+        actor=ctx.actor,
+        action="secret.updated",
+        target_type="secret",
+        target_id=secret.id,
+        target_label=secret.name,
+        workspace=wctx.workspace if wctx is not None else None,
+        before=before,
+        after={"allowed_flows": list(secret.allowed_flows)},
+    )
+    return secret
+
+
+def _flows_of(ctx: OrgContext, flow_ids: list[Any]) -> list[str]:
+    """The ids, checked to be flows of this organisation (named by index when not)."""
+    from flows.models import Flow
+
+    wanted = [str(f) for f in flow_ids]
+    found = {
+        str(f)
+        for f in Flow.objects.filter(workspace__org=ctx.org, id__in=wanted).values_list(
+            "id", flat=True
+        )
+    }
+    unknown = {
+        f"allowed_flows.{i}": "not a flow of this organisation"
+        for i, f in enumerate(wanted)
+        if f not in found
+    }
+    if unknown:
+        raise InvalidInput("Some of the allowed flows do not exist here.", fields=unknown)
+    return sorted(set(wanted))
 
 
 @transaction.atomic

@@ -1,11 +1,12 @@
 """The worker's side of the vault (engine.SecretSource): finds the secret a node names, as
 the rules allow it for the run, and seals it to the step's ephemeral key.
 
-Rules (dual identity): a run uses the flow owner's personal secret of that name (the owner
-wrote the version that names it), else the workspace's shared one; never the caller's own
-secrets, and in child runs (called flows, map items, agent tools) only shared ones, since the
-called flow's author is not the owner whose secrets the run holds. Each use is audited
-(`secret.used`, with the run and node) and stamps the secret's last use."""
+Rules (dual identity), explicit in the node's config: `name` is the flow owner's personal
+secret (the owner wrote the version that names it, and may limit a secret to some flows),
+`workspace:name` the workspace's shared one. A caller's own secrets are never used for
+someone else's flow; child runs (called flows, map items, agent tools) use shared secrets
+only, since the called flow's author is not the owner whose secrets the run holds. Each use
+is audited (`secret.used`, with the run and node) and stamps the secret's last use."""
 
 import logging
 import uuid
@@ -37,22 +38,41 @@ class VaultSecrets(PooledAdapter):
         owner, caller = meta.get("flow_owner"), meta.get("caller")
         if not org or not workspace:
             raise engine.NodeError("secrets are only available to runs of a workspace")
-        root_run = ":" not in run_id
+        shared = name.startswith("workspace:")
+        bare = name.removeprefix("workspace:")
+        if not shared and (":" in run_id or owner is None):
+            raise engine.NodeError(
+                f"secret '{name}' is a personal secret of the flow's owner, which a called flow "
+                f"(or a run without an owner) cannot use: name the workspace's 'workspace:{bare}'"
+            )
         pool = await self._open()
         async with pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT id, owner_id, workspace_id, sealed, epoch FROM vault_secret "
-                "WHERE org_id = %s AND name = %s "
-                "AND ((owner_id = %s AND %s) OR workspace_id = %s) "
-                "ORDER BY owner_id IS NULL LIMIT 1",
-                (org, name, owner, root_run and owner is not None, workspace),
-            )
+            if shared:
+                cursor = await conn.execute(
+                    "SELECT id, owner_id, workspace_id, sealed, epoch, allowed_flows "
+                    "FROM vault_secret WHERE org_id = %s AND workspace_id = %s AND name = %s",
+                    (org, workspace, bare),
+                )
+            else:
+                cursor = await conn.execute(
+                    "SELECT id, owner_id, workspace_id, sealed, epoch, allowed_flows "
+                    "FROM vault_secret WHERE org_id = %s AND owner_id = %s AND name = %s",
+                    (org, owner, bare),
+                )
             row = await cursor.fetchone()
             if row is None:
+                where = "the workspace's shared secrets" if shared else "the flow owner's vault"
                 raise engine.NodeError(
-                    f"no secret named '{name}' that this run may use: store it in the flow "
-                    "owner's vault or the workspace's shared secrets"
+                    f"no secret named '{bare}' in {where}: store it there, or name the other "
+                    f"({'the owner' if shared else 'workspace:' + bare})"
                 )
+            allowed = [str(f) for f in (row[5] or [])]
+            if allowed and str(meta.get("flow")) not in allowed:
+                raise engine.NodeError(
+                    f"secret '{bare}' is limited by its owner to other flows: allow this flow "
+                    "on the secret's page"
+                )
+            row = row[:5]
             secret_id, owner_id, workspace_id, sealed, epoch = row
             owner_key = f"user:{owner_id}" if owner_id else f"workspace:{workspace_id}"
             context = Context(

@@ -70,7 +70,9 @@ def _flow(bank_url: str, path: str = "/balance") -> dict[str, Any]:
                 "config": {
                     "url": bank_url + path,
                     "timeout_seconds": 5,
-                    "secret_headers": {"Authorization": {"secret": "bank", "prefix": "Token "}},
+                    "secret_headers": {
+                        "Authorization": {"secret": "workspace:bank", "prefix": "Token "}
+                    },
                 },
             },
             {"id": "answer", "type": "output", "config": {"name": "answer"}},
@@ -284,4 +286,51 @@ def test_a_secret_nobody_may_use_is_named_in_the_error(
     ).json()
     done = wait_run(editor, org, run["id"])
     assert done["status"] == "failed"
-    assert "no secret named 'llm-key' that this run may use" in done["error"]
+    assert "no secret named 'llm-key' in the flow owner's vault" in done["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_owner_limits_a_secret_to_some_flows(
+    engine_worker: str, fake_llm: Any, org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    document = _flow("http://127.0.0.1:9")
+    document["nodes"] = [n for n in document["nodes"] if n["id"] not in ("call", "balance")]
+    document["edges"] = [e for e in document["edges"] if "call" not in e["from"]]
+    allowed_flow = create_flow(owner, org, document)
+    other_flow = create_flow(owner, org, {**document, "nodes": [*document["nodes"]]})
+    created = owner.post(
+        f"/api/orgs/{org.org.slug}/secrets",
+        {"name": "llm-key", "value": LLM_CANARY, "allowed_flows": [allowed_flow]},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["allowed_flows"] == [allowed_flow]
+
+    def run(flow_id: str) -> dict[str, Any]:
+        started = owner.post(
+            f"{base(org)}/flows/{flow_id}/runs",
+            {"inputs": {"q": "hi"}},
+            content_type="application/json",
+        ).json()
+        return wait_run(owner, org, started["id"])
+
+    assert run(allowed_flow)["status"] == "completed"
+    refused = run(other_flow)
+    assert refused["status"] == "failed"
+    assert "limited by its owner to other flows" in refused["error"]
+    # Allowing every flow again (an empty list) lets it run.
+    patched = owner.patch(
+        f"/api/orgs/{org.org.slug}/secrets/{created.json()['id']}",
+        {"allowed_flows": []},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200, patched.content
+    assert run(other_flow)["status"] == "completed"
+    bad = owner.patch(
+        f"/api/orgs/{org.org.slug}/secrets/{created.json()['id']}",
+        {"allowed_flows": ["00000000-0000-4000-8000-000000000000"]},
+        content_type="application/json",
+    )
+    assert bad.status_code == 422
+    assert "allowed_flows.0" in bad.json()["fields"]

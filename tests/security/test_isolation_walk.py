@@ -248,6 +248,11 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
     ),
     ("POST", "/api/orgs/{org_slug}/secrets"): ((), lambda ids: {"name": "exfil", "value": "x"}),
     ("PUT", "/api/orgs/{org_slug}/secrets/{secret_id}/value"): ((), lambda ids: {"value": "x"}),
+    ("PATCH", "/api/orgs/{org_slug}/secrets/{secret_id}"): ((), lambda ids: {"description": "x"}),
+    ("PATCH", "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets/{secret_id}"): (
+        (),
+        lambda ids: {"description": "pwned", "allowed_flows": []},
+    ),
     ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets"): (
         (),
         lambda ids: {"name": "exfil", "value": "x"},

@@ -485,7 +485,8 @@ export interface paths {
         delete: operations["vault_api_personal_delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Description, allowed flows */
+        patch: operations["vault_api_personal_update"];
         trace?: never;
     };
     "/api/orgs/{org_slug}/secrets/{secret_id}/uses": {
@@ -926,7 +927,8 @@ export interface paths {
         delete: operations["vault_api_shared_delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Description, allowed flows (owners) */
+        patch: operations["vault_api_shared_update"];
         trace?: never;
     };
     "/api/orgs/{org_slug}/workspaces/{ws_id}/secrets/{secret_id}/uses": {
@@ -1732,6 +1734,11 @@ export interface components {
         /** SecretIn */
         SecretIn: {
             /**
+             * Allowed Flows
+             * @description the flows that may use it; empty: any of the owner's
+             */
+            allowed_flows?: string[];
+            /**
              * Description
              * @default
              */
@@ -1750,6 +1757,8 @@ export interface components {
         };
         /** SecretOut */
         SecretOut: {
+            /** Allowed Flows */
+            allowed_flows: string[];
             /**
              * Created At
              * Format: date-time
@@ -1779,6 +1788,16 @@ export interface components {
             scope: string;
             /** Workspace Id */
             workspace_id: string | null;
+        };
+        /** SecretPatchIn */
+        SecretPatchIn: {
+            /**
+             * Allowed Flows
+             * @description the flows that may use it; empty: any of the owner's
+             */
+            allowed_flows?: string[] | null;
+            /** Description */
+            description?: string | null;
         };
         /** SecretUseOut */
         SecretUseOut: {
@@ -4793,6 +4812,96 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for your role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    vault_api_personal_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_slug: string;
+                secret_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretPatchIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
             };
             /** @description Not authenticated */
             401: {
@@ -7892,6 +8001,97 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for your role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    vault_api_shared_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws_id: string;
+                org_slug: string;
+                secret_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretPatchIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
             };
             /** @description Not authenticated */
             401: {

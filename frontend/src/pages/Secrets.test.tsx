@@ -25,6 +25,7 @@ function secret(id: string, name: string, extra: Partial<Secret> = {}): Secret {
     created_at: "2026-01-01T00:00:00Z",
     rotated_at: null,
     last_used_at: null,
+    allowed_flows: [],
     ...extra,
   };
 }
