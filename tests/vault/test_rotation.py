@@ -71,3 +71,29 @@ def test_the_vault_status_is_for_platform_staff_only(org: OrgFixture, client_for
     body = client_for(org.owner).get("/api/admin/vault").json()
     assert body["current_version"] == master_keys().current
     assert body["rows_to_rewrap"] == 0
+
+
+def test_staff_see_vault_metadata_in_the_admin_but_never_a_value(
+    org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    _add(owner, f"/api/orgs/{org.org.slug}/secrets", "openai", "sk-admin-canary-1234")
+    assert owner.get("/django-admin/vault/secret/").status_code == 302  # not staff: to the login
+    org.owner.is_superuser = True
+    org.owner.is_staff = True
+    org.owner.save()
+    staff = client_for(org.owner)
+    listing = staff.get("/django-admin/vault/secret/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "openai" in page
+    assert "current version" in page
+    detail = staff.get(f"/django-admin/vault/secret/{Secret.objects.get().id}/change/")
+    assert detail.status_code == 200
+    for response in (listing, detail):
+        assert "sk-admin-canary-1234" not in response.content.decode()
+    rewrap_action = staff.post(
+        "/django-admin/vault/secret/",
+        {"action": "rewrap_all", "_selected_action": [str(Secret.objects.get().id)]},
+    )
+    assert rewrap_action.status_code == 302
