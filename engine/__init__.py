@@ -17,12 +17,14 @@ from ._durable import (
     step_order,
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
+from ._human import HUMAN_CHANNEL, AnswerResult, answer_request
 from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, check_allow_entry
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
 from ._registry import (
     DuplicateNodeType,
     Effect,
+    HumanRequests,
     NodeContext,
     NodeError,
     NodeType,
@@ -46,11 +48,13 @@ __all__ = [
     "APPLICATION_VERSION",
     "DEFAULT_ALLOWABLE",
     "EVENT_PAYLOADS",
+    "HUMAN_CHANNEL",
     "MAX_RECOVERY_ATTEMPTS",
     "NOTIFY_CHANNEL",
     "RUN_QUEUE",
     "RUN_WORKFLOW",
     "SCHEMA_VERSION",
+    "AnswerResult",
     "BadAllowEntry",
     "Dag",
     "DuplicateNodeType",
@@ -62,6 +66,7 @@ __all__ = [
     "EventType",
     "FlowDocument",
     "FlowInvalid",
+    "HumanRequests",
     "Issue",
     "MemoryEventSink",
     "NodeContext",
@@ -86,6 +91,7 @@ __all__ = [
     "UsageLedger",
     "WorkerConfig",
     "accepted_sources",
+    "answer_request",
     "can_connect",
     "catalogue",
     "check_allow_entry",

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ._document import FlowDocument
 from ._events import Event, EventType
+from ._human import HumanDesk, HumanHub
 from ._planner import Plan, plan, topological_order
 from ._registry import (
     Effect,
@@ -70,6 +71,8 @@ class _WorkerState:
     policy: PolicySource | None = None
     usage: UsageLedger | None = None
     secrets: SecretSource | None = None
+    # Human-in-the-loop: the process's one listener for answers (engine/_human.py).
+    human: HumanHub | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
     opening: "asyncio.Future[None] | None" = None
 
@@ -87,7 +90,11 @@ def configure_event_store(
     records LLM usage and gets secrets (called once by the worker)."""
     global _state  # noqa: PLW0603 (one event store per worker process)
     _state = _WorkerState(
-        store=PostgresEventStore(conninfo), policy=policy, usage=usage, secrets=secrets
+        store=PostgresEventStore(conninfo),
+        policy=policy,
+        usage=usage,
+        secrets=secrets,
+        human=HumanHub(conninfo),  # human-in-the-loop
     )
 
 
@@ -290,6 +297,10 @@ async def _execute_node_step(
         emit=_step_emitter(run_id, node["id"], meta, emit, attempt, secrets),
         streams=streams,
         secrets=secrets,
+        # human-in-the-loop: the approval node's request and wait (engine/_human.py)
+        human=HumanDesk(store, _state.human, run_id, node["id"], meta.get("workspace"))
+        if _state is not None and _state.human is not None
+        else None,
     )
     if _state is not None and _state.policy is not None and meta.get("workspace"):
         # Node rules as they are now: a flow saved, or a run queued, before a rule was

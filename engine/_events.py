@@ -21,6 +21,8 @@ class EventType(StrEnum):
     TOOL_CALL_ARGS = "TOOL_CALL_ARGS"  # {"tool_call_id", "arguments": a piece of its JSON text}
     TOOL_CALL_END = "TOOL_CALL_END"  # {"tool_call_id"}: the model finished writing the call
     TOOL_CALL_RESULT = "TOOL_CALL_RESULT"  # {"tool_call_id", "result"} or {..., "error"}
+    HITL_REQUESTED = "HITL_REQUESTED"  # {"title", "message", "deadline", "approvers"}
+    HITL_RESOLVED = "HITL_RESOLVED"  # {"outcome", "by", "comment"}
 
 
 EVENT_PAYLOADS: dict[EventType, str] = {
@@ -42,6 +44,10 @@ EVENT_PAYLOADS: dict[EventType, str] = {
     EventType.TOOL_CALL_ARGS: "tool_call_id, arguments: the next piece of the arguments' JSON text",
     EventType.TOOL_CALL_END: "tool_call_id: the model finished writing the call's arguments",
     EventType.TOOL_CALL_RESULT: "tool_call_id, and result (the tool's outputs) or error (why not)",
+    EventType.HITL_REQUESTED: "title, message, deadline (or null), approvers: the node waits for "
+    "a person's answer (listed in their inbox)",
+    EventType.HITL_RESOLVED: "outcome (approved, rejected or timed_out), by (who answered; null "
+    "on a timeout) and comment: the wait is over",
 }
 
 

@@ -72,6 +72,8 @@ class NodeContext:
     streams: "NodeStreams | None" = None
     # Secrets by name, opened inside the step that uses them (see SecretSource).
     secrets: "NodeSecrets | None" = None
+    # Human-in-the-loop: this node's request to a person, and the wait for the answer.
+    human: "HumanRequests | None" = None
 
 
 class WorkspaceData(Protocol):
@@ -83,6 +85,23 @@ class WorkspaceData(Protocol):
 
     async def read(self, collection: str, key: str | None, limit: int) -> list[dict[str, Any]]:
         """One record by key, or the newest `limit` records of the collection."""
+        ...
+
+
+class HumanRequests(Protocol):
+    """A step's request to a person (`NodeContext.human`; engine/_human.py): created once
+    per (run, node), answered through the platform, waited for durably."""
+
+    async def open(
+        self, request: Mapping[str, Any], timeout_seconds: float | None
+    ) -> dict[str, Any]:
+        """Create the request (once: a step that runs again finds it, deadline unchanged);
+        returns {"request", "created_at", "deadline"} as stored."""
+        ...
+
+    async def wait(self) -> dict[str, Any]:
+        """Wait, holding no thread or connection, for the answer or the deadline; returns
+        {"outcome": approved|rejected|timed_out, "by", "comment", "at"}."""
         ...
 
 

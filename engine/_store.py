@@ -74,6 +74,23 @@ CREATE TABLE IF NOT EXISTS fireflow.step_attempt (
     PRIMARY KEY (run_id, node)
 );
 
+-- Human requests (the approval node, engine/_human.py): one per (run, node). The deadline
+-- is fixed when the row is created; the first answer wins (`WHERE answer IS NULL`).
+CREATE TABLE IF NOT EXISTS fireflow.human_request (
+    run_id       text        NOT NULL,
+    node_id      text        NOT NULL,
+    workspace_id text,
+    request      jsonb       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    deadline     timestamptz,
+    answer       jsonb,
+    answered_by  text,
+    answered_at  timestamptz,
+    PRIMARY KEY (run_id, node_id)
+);
+CREATE INDEX IF NOT EXISTS human_request_pending
+    ON fireflow.human_request (workspace_id, created_at) WHERE answer IS NULL;
+
 -- One round trip per flush: lock the run's counter, skip keys already written, number the
 -- rest after the last sequence (so the stream has no gaps), announce the new last sequence.
 CREATE OR REPLACE FUNCTION fireflow.append_events(

@@ -11,6 +11,7 @@ from fireflow.errors import ServiceError
 from flows.api import (
     catalogue_router,
     flows_router,
+    inbox_router,
     network_router,
     node_rules_router,
     runs_router,
@@ -184,6 +185,7 @@ api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/runs", runs_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/network", network_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/node-rules", node_rules_router)
 api.add_router("/node-types", catalogue_router)
+api.add_router("/inbox", inbox_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
 api.add_router("/admin/vault", vault_admin_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)

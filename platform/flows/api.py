@@ -12,16 +12,18 @@ from ninja.pagination import paginate
 import engine
 from engine.llm import model_catalogue
 from fireflow.pagination import CursorPagination
-from tenants.gate import gate, workspace_ctx
+from tenants.gate import actor_of, gate, workspace_ctx
 
-from . import live, selectors, services
+from . import inbox, live, selectors, services
 from .schemas import (
+    AnswerIn,
     EventOut,
     FlowDetailOut,
     FlowIn,
     FlowOut,
     FlowPatchIn,
     ForkIn,
+    HumanRequestOut,
     NetworkPolicyIn,
     NetworkPolicyOut,
     NodeRulesIn,
@@ -41,6 +43,7 @@ from .schemas import (
 catalogue_router = Router(tags=["flows"], auth=gate("user"))
 flows_router = Router(tags=["flows"], auth=gate("workspace"))
 runs_router = Router(tags=["runs"], auth=gate("workspace"))
+inbox_router = Router(tags=["inbox"], auth=gate("user"))
 
 
 @catalogue_router.get("", response=NodeTypesOut, summary="The node types a flow may use")
@@ -293,3 +296,42 @@ def run_fork(request: HttpRequest, run_id: UUID, payload: ForkIn):  # type: igno
     wctx = workspace_ctx(request)
     run = services.run_fork(wctx=wctx, run_id=run_id, node_id=payload.node)
     return Status(201, selectors.run_get_row(wctx=wctx, run_id=run.id))
+
+
+@inbox_router.get(
+    "",
+    response=list[HumanRequestOut],
+    summary="The pending requests (approvals) you may answer, across your workspaces",
+)
+def inbox_list(request: HttpRequest) -> list[dict[str, Any]]:
+    return inbox.inbox_list(actor=actor_of(request))
+
+
+@runs_router.get(
+    "/{run_id}/requests",
+    response=list[HumanRequestOut],
+    summary="The run's requests to people (approvals), pending and answered",
+)
+def run_requests(request: HttpRequest, run_id: UUID) -> list[dict[str, Any]]:
+    return inbox.run_requests(wctx=workspace_ctx(request), run_id=run_id)
+
+
+@runs_router.post(
+    "/{run_id}/requests/{node_id}/answer",
+    response=HumanRequestOut,
+    summary="Answer a request: approve or reject (the first answer wins)",
+    description="Only the people the request names may answer (a workspace role, named "
+    "members, the run's caller). A second or replayed answer changes nothing and answers "
+    "409 `already_answered` with the answer given (in `fields`); after the deadline, 409 "
+    "`expired`.",
+)
+def request_answer(
+    request: HttpRequest, run_id: UUID, node_id: str, payload: AnswerIn
+) -> dict[str, Any]:
+    return inbox.request_answer(
+        wctx=workspace_ctx(request),
+        run_id=run_id,
+        node_id=node_id,
+        decision=payload.decision,
+        comment=payload.comment,
+    )

@@ -254,3 +254,28 @@ class NodeRulesIn(Schema):
 
 class NodeRulesOut(Schema):
     node_rules: list[NodeRule]
+
+
+class HumanRequestOut(Schema):
+    run_id: str
+    node_id: str
+    org_slug: str
+    workspace_id: str
+    flow_id: UUID
+    flow_name: str
+    title: str
+    message: str = Field(description="rendered from the flow's data")
+    data: Any = Field(None, description="what the flow shows the approvers")
+    approvers: dict[str, Any] = Field(description="{role, users, caller}: who may answer")
+    created_at: datetime
+    deadline: datetime | None
+    status: str = Field(description="pending, approved, rejected, timed_out or expired")
+    answered_by: str | None
+    answered_at: datetime | None
+    comment: str
+    can_answer: bool = Field(description="whether you may answer it now")
+
+
+class AnswerIn(Schema):
+    decision: Literal["approve", "reject"]
+    comment: str = Field("", max_length=2000)

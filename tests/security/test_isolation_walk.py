@@ -52,6 +52,8 @@ NO_OBJECT_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/auth/password-reset/confirm"): "public: uid + signed token (probed)",
     ("POST", "/api/orgs"): "creates a new organisation of the caller's own",
     ("GET", "/api/node-types"): "the node-type catalogue, the same for everyone",
+    ("GET", "/api/inbox"): "the caller's own pending requests, found through its own "
+    "memberships (probed: lists nothing of another org)",
     ("GET", "/api/health"): "liveness of the service, no tenant data",
     ("GET", "/api/admin/vault"): "platform staff only (404 to anyone else): key versions, counts",
     ("POST", "/api/admin/vault/rewrap"): "platform staff only (404 to anyone else): a job",
@@ -116,6 +118,9 @@ ID_MAKERS.update(
     flow_id=lambda fx, ws: str(_flow(fx, ws).id),
     version_hash=_version_hash,
     run_id=_run,
+    # A node of a run's approval: distinct per organisation, so that a mix with only this
+    # id of A's names no request of B's either.
+    node_id=lambda fx, ws: f"ask-{fx.org.slug}",
 )
 
 
@@ -233,6 +238,10 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
     ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/flows/{flow_id}/runs"): (
         (),
         lambda ids: {"inputs": {"name": "mallory"}},
+    ),
+    ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/runs/{run_id}/requests/{node_id}/answer"): (
+        (),
+        lambda ids: {"decision": "approve", "comment": "pwned"},
     ),
     ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/runs/{run_id}/fork"): (
         (),
@@ -459,6 +468,10 @@ def test_routes_naming_no_object_reveal_nothing_of_another_org(settings) -> None
             content_type="application/json",
         )
         assert verify.status_code == 422
+        # The inbox lists only what the caller's own memberships reach.
+        inbox = client.get("/api/inbox")
+        assert inbox.status_code == 200
+        assert inbox.json() == []
         # Audit filters never reach outside the caller's organisation.
         audit = client.get(
             f"/api/orgs/{attacker.ids['org_slug']}/audit",

@@ -1,0 +1,249 @@
+"""Human requests of runs (the approval node): who may answer them, the inbox of what a
+user may answer across their organisations, and the answer itself.
+
+The requests live in the engine's table `fireflow.human_request` (one per run and node,
+engine/_human.py); the answer is written through `engine.answer_request`, a conditional
+UPDATE in this transaction (the first answer wins, a replay changes nothing), and the
+waiting step is notified when it commits.
+
+Who may answer (besides seeing the workspace at all): members holding at least the
+request's workspace role, the members it names by email, and the run's caller if it says
+so. Through an API key the role is the key's capped role, and the named-user and caller
+rules apply only to a key that carries its user's full role on the workspace."""
+
+import json
+from typing import Any
+from uuid import UUID
+
+from django.db import connection, transaction
+
+import engine
+from fireflow.errors import Conflict, Forbidden, NotFound
+from tenants.access import resolve_org, workspace_roles
+from tenants.audit import audit_record
+from tenants.context import Actor, OrgContext, WorkspaceContext
+from tenants.models import Membership
+from tenants.roles import WorkspaceRole, workspace_role_at_least
+
+from .selectors import run_get_row
+
+_SELECT = (
+    "SELECT h.run_id, h.node_id, h.workspace_id, h.request, h.created_at, h.deadline, "
+    "h.answer, h.answered_by, h.answered_at, h.deadline IS NOT NULL AND h.deadline <= now(), "
+    "r.caller_id, r.flow_id, f.name "
+    "FROM fireflow.human_request h "
+    "JOIN flows_run r ON r.id::text = h.run_id AND r.workspace_id::text = h.workspace_id "
+    "JOIN flows_flow f ON f.id = r.flow_id "
+)
+
+
+def may_answer(
+    *,
+    request: dict[str, Any],
+    role: WorkspaceRole | None,
+    user_id: UUID,
+    email: str,
+    caller_id: UUID | None,
+    full_authority: bool = True,
+) -> bool:
+    """Whether someone holding `role` on the request's workspace may answer it."""
+    if role is None:
+        return False
+    approvers = request.get("approvers") or {}
+    try:
+        needed = WorkspaceRole(approvers.get("role", "editor"))
+    except ValueError:
+        needed = WorkspaceRole.OWNER
+    if workspace_role_at_least(role, needed):
+        return True
+    if not full_authority:
+        return False
+    if email.lower() in {str(u).lower() for u in approvers.get("users", [])}:
+        return True
+    return bool(approvers.get("caller", True)) and caller_id is not None and caller_id == user_id
+
+
+def _full_authority(ctx: OrgContext, workspace_id: UUID, capped: WorkspaceRole | None) -> bool:
+    """True unless the actor is an API key capped below its user's own role there."""
+    if ctx.actor.api_key is None:
+        return True
+    own = workspace_roles(resolve_org(Actor(user=ctx.actor.user), ctx.org.slug), only=workspace_id)
+    return own.get(workspace_id) == capped
+
+
+def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str, Any]:
+    (
+        run_id,
+        node_id,
+        workspace_id,
+        request,
+        created_at,
+        deadline,
+        answer,
+        answered_by,
+        answered_at,
+        expired,
+        _caller_id,
+        flow_id,
+        flow_name,
+    ) = row
+    request = json.loads(request) if isinstance(request, str) else request
+    answer = json.loads(answer) if isinstance(answer, str) else answer
+    if answer is not None:
+        status = str(answer.get("outcome"))
+    else:
+        status = "expired" if expired else "pending"
+    return {
+        "run_id": run_id,
+        "node_id": node_id,
+        "org_slug": org_slug,
+        "workspace_id": workspace_id,
+        "flow_id": flow_id,
+        "flow_name": flow_name,
+        "title": request.get("title", ""),
+        "message": request.get("message", ""),
+        "data": request.get("data"),
+        "approvers": request.get("approvers", {}),
+        "created_at": created_at,
+        "deadline": deadline,
+        "status": status,
+        "answered_by": answered_by,
+        "answered_at": answered_at,
+        "comment": (answer or {}).get("comment", ""),
+        "can_answer": can_answer and status == "pending",
+    }
+
+
+def inbox_list(*, actor: Actor) -> list[dict[str, Any]]:
+    """The pending requests `actor` may answer, in every organisation and workspace it can
+    see (an API key: its organisation, and its workspace if scoped), oldest first."""
+    memberships = Membership.objects.filter(user=actor.user).select_related("org")
+    if actor.api_key is not None:
+        memberships = memberships.filter(org_id=actor.api_key.org_id)
+    found: list[dict[str, Any]] = []
+    for membership in memberships:
+        try:
+            ctx = resolve_org(actor, membership.org.slug)
+        except NotFound:
+            continue
+        roles = workspace_roles(ctx)
+        if not roles:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SELECT + "WHERE h.answer IS NULL AND (h.deadline IS NULL OR h.deadline > now()) "
+                "AND h.workspace_id = ANY(%s) ORDER BY h.created_at, h.run_id, h.node_id",
+                [[str(ws_id) for ws_id in roles]],
+            )
+            rows = cursor.fetchall()
+        for row in rows:
+            workspace_id = UUID(row[2])
+            role = roles.get(workspace_id)
+            request = json.loads(row[3]) if isinstance(row[3], str) else row[3]
+            allowed = may_answer(
+                request=request,
+                role=role,
+                user_id=actor.user.id,
+                email=actor.user.email,
+                caller_id=row[10],
+                full_authority=_full_authority(ctx, workspace_id, role),
+            )
+            if allowed:
+                found.append(_shape(row, org_slug=ctx.org.slug, can_answer=True))
+    found.sort(key=lambda item: item["created_at"])
+    return found
+
+
+def _rows(wctx: WorkspaceContext, run_id: UUID, node_id: str | None) -> list[tuple[Any, ...]]:
+    where = "WHERE h.run_id = %s AND h.workspace_id = %s"
+    params: list[Any] = [str(run_id), str(wctx.workspace.id)]
+    if node_id is not None:
+        where += " AND h.node_id = %s"
+        params.append(node_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT + where + " ORDER BY h.created_at, h.node_id", params)
+        return cursor.fetchall()
+
+
+def _can_answer(wctx: WorkspaceContext, row: tuple[Any, ...]) -> bool:
+    request = json.loads(row[3]) if isinstance(row[3], str) else row[3]
+    return may_answer(
+        request=request,
+        role=wctx.role,
+        user_id=wctx.actor.user.id,
+        email=wctx.actor.user.email,
+        caller_id=row[10],
+        full_authority=_full_authority(wctx.org_ctx, wctx.workspace.id, wctx.role),
+    )
+
+
+def run_requests(*, wctx: WorkspaceContext, run_id: UUID) -> list[dict[str, Any]]:
+    """The run's requests, pending and answered (whoever may see the run may read them)."""
+    run_get_row(wctx=wctx, run_id=run_id)
+    return [
+        _shape(row, org_slug=wctx.org.slug, can_answer=_can_answer(wctx, row))
+        for row in _rows(wctx, run_id, None)
+    ]
+
+
+@transaction.atomic
+def request_answer(
+    *, wctx: WorkspaceContext, run_id: UUID, node_id: str, decision: str, comment: str = ""
+) -> dict[str, Any]:
+    """Answer the request of `node_id` in the run (approve or reject; audited). Only the
+    first answer counts: a second or replayed one is refused (409 already_answered, with the
+    answer given), and so is one after the deadline (409 expired)."""
+    run = run_get_row(wctx=wctx, run_id=run_id)
+    rows = _rows(wctx, run_id, node_id)
+    if not rows:
+        raise NotFound(f"Run {run_id} has no request at node '{node_id}'.")
+    if not _can_answer(wctx, rows[0]):
+        raise Forbidden(
+            "You may not answer this request: it needs another workspace role, a named "
+            "approver or the run's caller.",
+            code="not_an_approver",
+        )
+    outcome = "approved" if decision == "approve" else "rejected"
+    with connection.cursor() as cursor:
+        result = engine.answer_request(
+            cursor,
+            run_id=str(run_id),
+            node_id=node_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            by=wctx.actor.user.email,
+            by_id=str(wctx.actor.user.id),
+            comment=comment,
+        )
+    if result.status == "not_found":  # pragma: no cover (read above, in this transaction)
+        raise NotFound(f"Run {run_id} has no request at node '{node_id}'.")
+    if result.status != "answered":
+        given = (result.answer or {}).get("outcome") or "timed_out"
+        fields = {
+            "outcome": str(given),
+            "answered_by": result.answered_by or "",
+            "answered_at": result.answered_at.isoformat() if result.answered_at else "",
+        }
+        if result.status == "expired":
+            raise Conflict(
+                "This request expired: nobody answered it before its deadline.",
+                code="expired",
+                fields=fields,
+            )
+        raise Conflict(
+            f"This request was already answered ({given}"
+            + (f" by {result.answered_by}" if result.answered_by else "")
+            + "): your answer changed nothing.",
+            code="already_answered",
+            fields=fields,
+        )
+    audit_record(
+        org=wctx.org,
+        actor=wctx.actor,
+        action="run.request_answered",
+        target_type="run",
+        target_id=run.id,
+        target_label=f"{run.flow.name}: {node_id}",
+        workspace=wctx.workspace,
+        after={"node": node_id, "outcome": outcome, "comment": comment},
+    )
+    return _shape(_rows(wctx, run_id, node_id)[0], org_slug=wctx.org.slug, can_answer=False)
