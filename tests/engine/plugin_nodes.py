@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import psycopg
 
-from engine import Effect, NodeContext, NodeType, Port, PortType
+from engine import Effect, NodeContext, NodeError, NodeType, Port, PortType
 from engine.nodes._data import DataPut
 
 LEDGER_DDL = """
@@ -159,3 +159,26 @@ class StreamCollect(NodeType):
             parts.append(chunk.text)
         await _record(ctx.run_id, ctx.node_id, "end")
         return {"text": "".join(parts), "attempts": attempts}
+
+
+class Leaky(NodeType):
+    """Opens a secret and then tries to leak it: in a stream chunk, then in its error."""
+
+    type_name = "test_leaky"
+    title = "Leaky (test)"
+    effect = Effect.EXTERNAL
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"secret": {"type": "string"}},
+    }
+    INPUTS = (Port("value", PortType.ANY, required=False),)
+    OUTPUTS = (Port("value", PortType.ANY),)
+
+    async def execute(
+        self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        assert ctx.secrets is not None
+        value = await ctx.secrets.reveal(str(config["secret"]))
+        if ctx.emit is not None:
+            await ctx.emit("STREAM_CHUNK", {"text": f"the key is {value}!"})
+        raise NodeError(f"the bank refused key {value}")

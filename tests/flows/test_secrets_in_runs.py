@@ -334,3 +334,31 @@ def test_an_owner_limits_a_secret_to_some_flows(
     )
     assert bad.status_code == 422
     assert "allowed_flows.0" in bad.json()["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_node_that_leaks_a_secret_into_its_events_or_error_is_scrubbed(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    client = client_for(org.owner)
+    _store_secrets(client, org)
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "leak", "type": "test_leaky", "config": {"secret": "workspace:bank"}},
+            {"id": "out", "type": "output", "config": {"name": "value"}},
+        ],
+        "edges": [{"from": "leak.value", "to": "out.value"}],
+    }
+    flow_id = create_flow(client, org, document)
+    run = client.post(
+        f"{base(org)}/flows/{flow_id}/runs", {"inputs": {}}, content_type="application/json"
+    ).json()
+    done = wait_run(client, org, run["id"])
+    assert done["status"] == "failed"
+    assert "the bank refused key [secret]" in done["error"]
+    events = client.get(f"{base(org)}/runs/{run['id']}/events?limit=1000").json()
+    [chunk] = [e["payload"]["text"] for e in events if e["type"] == "STREAM_CHUNK"]
+    assert chunk == "the key is [secret]!"
+    everything = json.dumps(done) + json.dumps(events) + _everything_in_the_database(engine_worker)
+    assert BANK_CANARY not in everything
