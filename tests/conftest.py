@@ -14,6 +14,9 @@ if settings.FIREFLOW_ENV != "test":
 
 from tests.factories import OrgFixture, make_org
 
+# The session's worker and web server (tests/workers.py), for every folder that needs them.
+pytest_plugins = ["tests.workers"]
+
 
 @pytest.fixture
 def org(db: None) -> OrgFixture:

@@ -7,6 +7,7 @@ import { AcceptInvitationPage } from "./pages/AcceptInvitation";
 import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuditPage } from "./pages/Audit";
 import { BillingPage } from "./pages/Billing";
+import { InboxPage } from "./pages/Inbox";
 import { InvitationsPage } from "./pages/Invitations";
 import { LoginPage, safeNext } from "./pages/Login";
 import { MembersPage } from "./pages/Members";
@@ -87,6 +88,7 @@ export function AppRoutes() {
         <Route path="workspaces/:wsId" element={<SectionGuard section="workspaces"><WorkspaceDetailPage /></SectionGuard>} />
         <Route path="workspaces/:wsId/runs" element={<SectionGuard section="workspaces"><WorkspaceRunsPage /></SectionGuard>} />
         <Route path="workspaces/:wsId/runs/:runId" element={<SectionGuard section="workspaces"><RunPage /></SectionGuard>} />
+        <Route path="inbox" element={<InboxPage />} />
         <Route path="members" element={<SectionGuard section="members"><MembersPage /></SectionGuard>} />
         <Route path="invitations" element={<SectionGuard section="invitations"><InvitationsPage /></SectionGuard>} />
         <Route path="audit" element={<SectionGuard section="audit"><AuditPage /></SectionGuard>} />

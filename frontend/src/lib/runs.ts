@@ -45,6 +45,8 @@ export interface LiveRun {
   usage: LiveUsage[];
   outputs: Record<string, unknown> | null;
   error: string | null;
+  /** How many approval events (HITL_REQUESTED, HITL_RESOLVED) arrived: a change means the run's requests changed. */
+  requestEvents: number;
   /** The stream itself failed (refused, or the connection gave up). */
   connectionError: string | null;
 }
@@ -56,6 +58,7 @@ export const INITIAL_LIVE: LiveRun = {
   usage: [],
   outputs: null,
   error: null,
+  requestEvents: 0,
   connectionError: null,
 };
 
@@ -127,6 +130,9 @@ export function applyRunEvent(state: LiveRun, event: AgUiEvent): LiveRun {
           steps: setStep(state.steps, node, "running"),
           messages: state.messages.map((m) => (messageNode(m.id) === node ? { ...m, open: false, superseded: true } : m)),
         };
+      }
+      if (event.name === "HITL_REQUESTED" || event.name === "HITL_RESOLVED") {
+        return { ...state, requestEvents: state.requestEvents + 1 };
       }
       if (event.name === "LLM_USAGE") {
         const usage: LiveUsage = {

@@ -63,11 +63,15 @@ export function OrgLayout() {
   const { slug = "" } = useParams();
   const { me, logout } = useAuth();
   const navigate = useNavigate();
+  const location = useLocation();
   const toast = useToast();
   const org = useAsync(
     () => call(() => api.GET("/api/orgs/{org_slug}", { params: { path: { org_slug: slug } } })),
     [slug],
   );
+  // The inbox count follows navigation: answering on a page and moving on updates it.
+  const inbox = useAsync(() => call(() => api.GET("/api/inbox")), [location.pathname]);
+  const pending = inbox.data?.length ?? 0;
   const state = useMemo<OrgState | null>(
     () => (org.data ? { org: org.data, role: org.data.role ?? null, reload: org.reload } : null),
     [org.data, org.reload],
@@ -108,6 +112,17 @@ export function OrgLayout() {
             FireFlow
           </div>
           <OrgSwitcher me={me} current={state.org} />
+          <nav className="nav" aria-label="You">
+            <NavLink to={`/orgs/${slug}/inbox`}>
+              <Icon name="inbox" />
+              Inbox
+              {pending > 0 ? (
+                <span className="nav-count" data-testid="inbox-count">
+                  {pending}
+                </span>
+              ) : null}
+            </NavLink>
+          </nav>
           <nav className="nav" aria-label="Organisation">
             <div className="nav-label">Organisation</div>
             {sectionsFor(state.role).map((section) => (

@@ -1,7 +1,8 @@
 import { act, render, screen, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { RunDetail, Workspace } from "../api/client";
+import userEvent from "@testing-library/user-event";
+import type { RunDetail, Schemas, Workspace } from "../api/client";
 import { applyRunEvent, INITIAL_LIVE, type AgUiEvent } from "../lib/runs";
 import { ME, installFakeFetch } from "../test/fakeFetch";
 import { MemoryRouter, Route, Routes } from "react-router";
@@ -205,5 +206,92 @@ describe("runs page: who may start a run", () => {
   it("an editor gets the Run button", async () => {
     open("editor");
     expect(await screen.findByRole("button", { name: "Run Summarise" })).toBeEnabled();
+  });
+});
+
+describe("run page: waiting for approval", () => {
+  const REQUESTS_URL = `GET /api/orgs/acme/workspaces/ws-1/runs/${RUN.id}/requests`;
+  const ANSWER_URL = `POST /api/orgs/acme/workspaces/ws-1/runs/${RUN.id}/requests/ask/answer`;
+
+  function humanRequest(extra: Partial<Schemas["HumanRequestOut"]> = {}): Schemas["HumanRequestOut"] {
+    return {
+      run_id: RUN.id,
+      node_id: "ask",
+      flow_id: "f-1",
+      flow_name: "Payments",
+      org_slug: "acme",
+      workspace_id: "ws-1",
+      title: "Pay the supplier",
+      message: "Pay 120 EUR?",
+      data: 120,
+      approvers: { role: "editor" },
+      status: "pending",
+      can_answer: true,
+      comment: "",
+      answered_by: null,
+      answered_at: null,
+      created_at: "2026-01-01T00:00:00Z",
+      deadline: null,
+      ...extra,
+    };
+  }
+
+  it("lists the request when the live view reports it, answers it, and shows who answered", async () => {
+    document.cookie = "csrftoken=t; path=/";
+    vi.stubGlobal("EventSource", FakeEventSource);
+    let requests: Schemas["HumanRequestOut"][] = [];
+    const fake = installFakeFetch({
+      [`GET /api/orgs/acme/workspaces/ws-1/runs/${RUN.id}`]: { body: { ...RUN, status: "running" } },
+      [REQUESTS_URL]: () => ({ body: requests }),
+      [ANSWER_URL]: () => {
+        requests = [
+          humanRequest({ status: "approved", can_answer: false, answered_by: "ada@example.com", comment: "go" }),
+        ];
+        return { body: requests[0] };
+      },
+    });
+    renderRunPage();
+    await screen.findByTestId("run-status");
+    const source = FakeEventSource.instances[0]!;
+    expect(screen.queryByRole("region", { name: "Waiting for approval" })).toBeNull();
+
+    // The node asks: the page fetches the run's requests again.
+    requests = [humanRequest()];
+    act(() => {
+      source.emit({ type: "RUN_STARTED" });
+      source.emit({ type: "STEP_STARTED", stepName: "ask" });
+      source.emit({ type: "CUSTOM", name: "HITL_REQUESTED", value: { node: "ask", title: "Pay the supplier" } });
+    });
+    const section = await screen.findByRole("region", { name: "Waiting for approval" });
+    const card = await within(section).findByRole("article", { name: "Pay the supplier" });
+    expect(within(card).getByText("Pay 120 EUR?")).toBeInTheDocument();
+
+    await userEvent.type(within(card).getByLabelText("Comment"), "go");
+    await userEvent.click(within(card).getByRole("button", { name: "Approve" }));
+    expect(await within(section).findByTestId("run-requests-status")).toHaveTextContent("Approved “Pay the supplier”");
+    const answered = await within(section).findByTestId("run-request");
+    expect(answered).toHaveAttribute("data-status", "approved");
+    expect(answered).toHaveTextContent("by ada@example.com");
+    expect(answered).toHaveTextContent("“go”");
+    expect(within(section).queryByRole("button", { name: "Approve" })).toBeNull();
+    expect(fake.calls.find((c) => c.method === "POST")?.body).toEqual({ decision: "approve", comment: "go" });
+
+    // The run goes on; the resolution event refreshes the list again.
+    const before = fake.calls.filter((c) => c.path.endsWith("/requests")).length;
+    act(() => source.emit({ type: "CUSTOM", name: "HITL_RESOLVED", value: { node: "ask", outcome: "approved" } }));
+    await vi.waitFor(() => expect(fake.calls.filter((c) => c.path.endsWith("/requests")).length).toBe(before + 1));
+  });
+
+  it("shows a pending request without buttons to someone who may not answer it", async () => {
+    vi.stubGlobal("EventSource", FakeEventSource);
+    installFakeFetch({
+      [`GET /api/orgs/acme/workspaces/ws-1/runs/${RUN.id}`]: { body: { ...RUN, status: "running" } },
+      [REQUESTS_URL]: { body: [humanRequest({ can_answer: false })] },
+    });
+    renderRunPage();
+    const request = await screen.findByTestId("run-request");
+    expect(request).toHaveAttribute("data-status", "pending");
+    expect(request).toHaveTextContent("not among the approvers");
+    expect(screen.queryByRole("button", { name: "Approve" })).toBeNull();
   });
 });

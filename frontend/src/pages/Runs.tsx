@@ -8,6 +8,7 @@ import { Alert, Badge, Button, EmptyState, PageHeader, Spinner, formatDate, rela
 import { useAsync, usePaged } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { can } from "../lib/permissions";
+import { ApprovalCard, RequestData, RequestStatusBadge, answeredText, type Decision, type HumanRequest } from "./Inbox";
 import { TERMINAL, messageNode, streamUrl, useRunStream, type LiveRun, type StepState } from "../lib/runs";
 
 const STATUS_TONE: Record<string, string> = {
@@ -183,6 +184,89 @@ function shownStatus(serverStatus: string | undefined, live: LiveRun): string {
   return serverStatus ?? "queued";
 }
 
+/**
+ * The run's requests to people: the pending ones (answerable here by those who may), then the
+ * answered ones with who answered and how. Reloaded when the live view reports a request made
+ * or resolved, and when the run ends.
+ */
+function RunRequests({ orgSlug, wsId, runId, version }: { orgSlug: string; wsId: string; runId: string; version: string }) {
+  const requests = useAsync(
+    () =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/runs/{run_id}/requests", {
+          params: { path: { org_slug: orgSlug, ws_id: wsId, run_id: runId } },
+        }),
+      ),
+    [orgSlug, wsId, runId, version],
+  );
+  const [done, setDone] = useState<string | null>(null);
+  const all = requests.data ?? [];
+  if (all.length === 0) return null;
+  const pending = all.filter((r) => r.status === "pending");
+  const answered = all.filter((r) => r.status !== "pending");
+
+  const onAnswered = (request: HumanRequest, decision: Decision) => {
+    setDone(answeredText(request, decision));
+    requests.reload();
+  };
+
+  return (
+    <section className="card" aria-label="Waiting for approval" data-testid="run-requests">
+      <div className="card-header">
+        <div>
+          <h2>Waiting for approval</h2>
+          <p>
+            {pending.length === 0
+              ? "Nothing is waiting: every request of this run has its answer."
+              : `${pending.length} request${pending.length === 1 ? "" : "s"} waiting for an answer.`}
+          </p>
+        </div>
+      </div>
+      <div className="card-body stack">
+        {done ? (
+          <div role="status" className="alert alert-success" data-testid="run-requests-status">
+            <div>{done}</div>
+          </div>
+        ) : null}
+        {pending.map((request) =>
+          request.can_answer ? (
+            <ApprovalCard key={request.node_id} request={request} showFlow={false} onAnswered={onAnswered} />
+          ) : (
+            <div key={request.node_id} className="stack" data-testid="run-request" data-status="pending">
+              <div className="row">
+                <strong>{request.title}</strong>
+                <RequestStatusBadge status="pending" />
+                <span className="muted small">
+                  node <span className="mono">{request.node_id}</span>
+                  {request.deadline ? ` · answer by ${formatDate(request.deadline)}` : ""}
+                </span>
+              </div>
+              {request.message ? <p>{request.message}</p> : null}
+              <RequestData data={request.data} />
+              <p className="muted small">You are not among the approvers of this request.</p>
+            </div>
+          ),
+        )}
+        {answered.length > 0 ? (
+          <ul className="stack" aria-label="Answered requests" style={{ listStyle: "none", margin: 0, padding: 0 }}>
+            {answered.map((request) => (
+              <li key={request.node_id} data-testid="run-request" data-status={request.status} className="row">
+                <strong>{request.title}</strong>
+                <RequestStatusBadge status={request.status} />
+                <span className="small">
+                  {request.answered_by ? `by ${request.answered_by}` : ""}
+                  {request.answered_at ? ` · ${formatDate(request.answered_at)}` : ""}
+                  {request.comment ? ` · “${request.comment}”` : ""}
+                </span>
+              </li>
+            ))}
+          </ul>
+        ) : null}
+      </div>
+    </section>
+  );
+}
+
 function formatCost(usd: number): string {
   return `$${usd.toFixed(usd >= 1 ? 2 : 6)}`;
 }
@@ -228,6 +312,12 @@ export function RunPage() {
         }
       />
       {live.connectionError ? <Alert kind="warn">{live.connectionError}</Alert> : null}
+      <RunRequests
+        orgSlug={org.slug}
+        wsId={wsId}
+        runId={runId}
+        version={`${live.requestEvents}:${live.phase}`}
+      />
       <section className="card" aria-label="Steps">
         <div className="card-header">
           <div>

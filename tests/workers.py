@@ -1,3 +1,7 @@
+"""Fixtures for tests that need a real worker (and a web server): one worker process on the
+test database for the whole session, shared by the API, live-stream and browser tests.
+Registered for the whole suite in tests/conftest.py (`pytest_plugins`)."""
+
 import os
 import socket
 import subprocess
