@@ -1,4 +1,4 @@
-import { act, render, screen, within } from "@testing-library/react";
+import { act, render, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import userEvent from "@testing-library/user-event";
@@ -90,7 +90,7 @@ describe("run page: the live view", () => {
     renderRunPage();
 
     await screen.findByTestId("run-status");
-    expect(FakeEventSource.instances).toHaveLength(1);
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(1));
     const source = FakeEventSource.instances[0]!;
     expect(source.url).toBe(`/api/orgs/acme/workspaces/ws-1/runs/${RUN.id}/stream`);
 
@@ -252,6 +252,8 @@ describe("run page: waiting for approval", () => {
     });
     renderRunPage();
     await screen.findByTestId("run-status");
+    // The live view opens its stream once the run is loaded.
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(1));
     const source = FakeEventSource.instances[0]!;
     expect(screen.queryByRole("region", { name: "Waiting for approval" })).toBeNull();
 
