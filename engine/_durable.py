@@ -281,10 +281,21 @@ async def _execute_node_step(
     if cls is None:
         raise RuntimeError(f"node type '{node['type']}' is not installed on this worker")
     store = await _store()
+    refused: str | None = None
     if _state is not None and _state.policy is not None and meta.get("workspace"):
         # The rules as they are now, not as they were when the run (or its original, for a
-        # fork) was queued.
-        meta = {**meta, "http_allow": await _state.policy.http_allow(str(meta["workspace"]))}
+        # fork) was queued: a flow saved, or a run queued, before a rule was tightened is
+        # refused here, node by node.
+        policy = await _state.policy.for_step(
+            str(meta["workspace"]),
+            run_id=run_id,
+            node_id=node["id"],
+            node_type=node["type"],
+            config=node["config"],
+            meta=meta,
+        )
+        meta = {**meta, "http_allow": policy.http_allow}
+        refused = policy.refusal
     attempt = _Attempt(store, run_id, node["id"], emit)
     secrets = _StepSecrets(run_id, node["id"], meta)
     streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt, secrets)
@@ -302,20 +313,9 @@ async def _execute_node_step(
         if _state is not None and _state.human is not None
         else None,
     )
-    if _state is not None and _state.policy is not None and meta.get("workspace"):
-        # Node rules as they are now: a flow saved, or a run queued, before a rule was
-        # tightened is refused here, node by node.
-        refused = await _state.policy.node_refusal(
-            str(meta["workspace"]),
-            run_id=run_id,
-            node_id=node["id"],
-            node_type=node["type"],
-            config=node["config"],
-            meta=meta,
-        )
-        if refused is not None:
-            await streams.finish({}, refused)
-            raise NodeError(refused)
+    if refused is not None:
+        await streams.finish({}, refused)
+        raise NodeError(refused)
     try:
         outputs = await cls().execute(node["config"], inputs, ctx)
     except NodeError as exc:

@@ -105,15 +105,19 @@ class HumanRequests(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StepPolicy:
+    """The workspace's rules for one node as it is about to run."""
+
+    http_allow: list[str]  # the HTTP node's allow list
+    refusal: str | None = None  # why the node rules refuse the node; None: it may run
+
+
 class PolicySource(Protocol):
     """Port: the platform's current rules for a workspace, read when a node runs (not when
     the run was queued), so a rule tightened since applies to runs in flight and to forks."""
 
-    async def http_allow(self, workspace_id: str) -> list[str]:
-        """The workspace's allow list for the HTTP node."""
-        ...
-
-    async def node_refusal(
+    async def for_step(
         self,
         workspace_id: str,
         *,
@@ -122,9 +126,9 @@ class PolicySource(Protocol):
         node_type: str,
         config: Mapping[str, Any],
         meta: Mapping[str, Any],
-    ) -> str | None:
-        """Why the workspace's rules refuse this node in this run (its flow owner and caller
-        are in `meta`), as a message for the user; None when it may run."""
+    ) -> StepPolicy:
+        """The allow list, and whether the node rules refuse this node in this run (its
+        flow owner and caller are in `meta`): read together, once per step."""
         ...
 
 

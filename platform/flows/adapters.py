@@ -9,6 +9,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+import engine
+
 from . import node_rules
 
 log = logging.getLogger("fireflow.worker")
@@ -38,17 +40,7 @@ class WorkspacePolicy(PooledAdapter):
     """engine.PolicySource: the workspace's network allow list and node rules as they are
     now, and the roles its members hold now."""
 
-    async def http_allow(self, workspace_id: str) -> list[str]:
-        pool = await self._open()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT http_allow FROM flows_networkpolicy WHERE workspace_id = %s",
-                (workspace_id,),
-            )
-            row = await cursor.fetchone()
-        return list(row[0]) if row else []
-
-    async def node_refusal(
+    async def for_step(
         self,
         workspace_id: str,
         *,
@@ -57,20 +49,22 @@ class WorkspacePolicy(PooledAdapter):
         node_type: str,
         config: Mapping[str, Any],
         meta: Mapping[str, Any],
-    ) -> str | None:
-        """The node rules (flows.node_rules) for the flow owner's and the caller's roles,
-        both as they are now. Owner and caller come from the Run row a user started (a
-        child run's id begins with its id; a fork has a row of its own)."""
+    ) -> engine.StepPolicy:
+        """The allow list and the node rules (flows.node_rules) in one read; with rules,
+        the flow owner's and the caller's roles as they are now. Owner and caller come from
+        the Run row a user started (a child run's id begins with its id; a fork has a row
+        of its own)."""
         pool = await self._open()
         async with pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT node_rules FROM flows_networkpolicy WHERE workspace_id = %s",
+                "SELECT http_allow, node_rules FROM flows_networkpolicy WHERE workspace_id = %s",
                 (workspace_id,),
             )
             row = await cursor.fetchone()
-            rules = list(row[0]) if row and row[0] else []
+            http_allow = list(row[0]) if row and row[0] else []
+            rules = list(row[1]) if row and row[1] else []
             if not rules:
-                return None
+                return engine.StepPolicy(http_allow)
             owner_id, caller_id, key_id = await _run_people(conn, run_id, meta)
             owner_role = await _workspace_role(conn, workspace_id, owner_id, None)
             caller_role = await _workspace_role(conn, workspace_id, caller_id, key_id)
@@ -80,8 +74,9 @@ class WorkspacePolicy(PooledAdapter):
         ):
             found = node_rules.refusal(rules, node_type, config, role)
             if found is not None:
-                return node_rules.refusal_message(found, node_id, node_type, config, whose)
-        return None
+                message = node_rules.refusal_message(found, node_id, node_type, config, whose)
+                return engine.StepPolicy(http_allow, message)
+        return engine.StepPolicy(http_allow)
 
 
 async def _run_people(

@@ -136,9 +136,12 @@ def inbox_list(*, actor: Actor) -> list[dict[str, Any]]:
                 [[str(ws_id) for ws_id in roles]],
             )
             rows = cursor.fetchall()
+        authority: dict[UUID, bool] = {}  # per workspace, not per request
         for row in rows:
             workspace_id = UUID(row[2])
             role = roles.get(workspace_id)
+            if workspace_id not in authority:
+                authority[workspace_id] = _full_authority(ctx, workspace_id, role)
             request = json.loads(row[3]) if isinstance(row[3], str) else row[3]
             allowed = may_answer(
                 request=request,
@@ -146,7 +149,7 @@ def inbox_list(*, actor: Actor) -> list[dict[str, Any]]:
                 user_id=actor.user.id,
                 email=actor.user.email,
                 caller_id=row[10],
-                full_authority=_full_authority(ctx, workspace_id, role),
+                full_authority=authority[workspace_id],
             )
             if allowed:
                 found.append(_shape(row, org_slug=ctx.org.slug, can_answer=True))
@@ -165,7 +168,7 @@ def _rows(wctx: WorkspaceContext, run_id: UUID, node_id: str | None) -> list[tup
         return cursor.fetchall()
 
 
-def _can_answer(wctx: WorkspaceContext, row: tuple[Any, ...]) -> bool:
+def _can_answer(wctx: WorkspaceContext, row: tuple[Any, ...], full_authority: bool) -> bool:
     request = json.loads(row[3]) if isinstance(row[3], str) else row[3]
     return may_answer(
         request=request,
@@ -173,15 +176,16 @@ def _can_answer(wctx: WorkspaceContext, row: tuple[Any, ...]) -> bool:
         user_id=wctx.actor.user.id,
         email=wctx.actor.user.email,
         caller_id=row[10],
-        full_authority=_full_authority(wctx.org_ctx, wctx.workspace.id, wctx.role),
+        full_authority=full_authority,
     )
 
 
 def run_requests(*, wctx: WorkspaceContext, run_id: UUID) -> list[dict[str, Any]]:
     """The run's requests, pending and answered (whoever may see the run may read them)."""
     run_get_row(wctx=wctx, run_id=run_id)
+    authority = _full_authority(wctx.org_ctx, wctx.workspace.id, wctx.role)
     return [
-        _shape(row, org_slug=wctx.org.slug, can_answer=_can_answer(wctx, row))
+        _shape(row, org_slug=wctx.org.slug, can_answer=_can_answer(wctx, row, authority))
         for row in _rows(wctx, run_id, None)
     ]
 
@@ -197,7 +201,7 @@ def request_answer(
     rows = _rows(wctx, run_id, node_id)
     if not rows:
         raise NotFound(f"Run {run_id} has no request at node '{node_id}'.")
-    if not _can_answer(wctx, rows[0]):
+    if not _can_answer(wctx, rows[0], _full_authority(wctx.org_ctx, wctx.workspace.id, wctx.role)):
         raise Forbidden(
             "You may not answer this request: it needs another workspace role, a named "
             "approver or the run's caller.",

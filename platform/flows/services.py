@@ -55,13 +55,14 @@ def _invalid_flow(exc: engine.FlowInvalid) -> InvalidInput:
     )
 
 
-def _nodes_refused(issues: list[engine.Issue]) -> InvalidInput:
-    count = len(issues)
-    return InvalidInput(
-        f"The workspace's node rules refuse {count} node{'s' if count != 1 else ''} of this "
-        f"flow: {issues[0].message}" + (" (and more, see fields)" if count > 1 else ""),
-        code="node_denied",
-        fields=issues_to_fields(issues),
+def _nodes_refused(
+    prefix: str, refused: dict[str, str], error: type[InvalidInput] | type[Forbidden]
+) -> InvalidInput | Forbidden:
+    """One error for the nodes the node rules refuse (`nodes.<id>` -> why), naming the
+    first in its message and all of them in its fields."""
+    more = " (and more, see fields)" if len(refused) > 1 else ""
+    return error(
+        f"{prefix}{next(iter(refused.values()))}{more}", code="node_denied", fields=refused
     )
 
 
@@ -145,7 +146,13 @@ def version_save(
     normalized = parsed.to_json()
     refused = node_rule_issues(wctx=wctx, document=normalized)
     if refused:
-        raise _nodes_refused(refused)
+        count = len(refused)
+        raise _nodes_refused(
+            f"The workspace's node rules refuse {count} node{'s' if count != 1 else ''} of "
+            "this flow: ",
+            issues_to_fields(refused),
+            InvalidInput,
+        )
     current = flow.current_version
     if parent_hash is not None and (current.hash if current else "") != parent_hash:
         raise Conflict(
@@ -251,9 +258,7 @@ def _check_node_rules_for_run(
             for node_id, message in rules_.document_refusals(rules, document, people).items():
                 refused.setdefault(f"nodes.{node_id}", message)
         if refused:
-            first = next(iter(refused.values()))
-            more = " (and more, see fields)" if len(refused) > 1 else ""
-            raise error(f"This run cannot start: {first}{more}", code="node_denied", fields=refused)
+            raise _nodes_refused("This run cannot start: ", refused, error)
 
 
 @transaction.atomic

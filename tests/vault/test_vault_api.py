@@ -137,6 +137,6 @@ def test_shared_secrets_members_see_owners_manage(org: OrgFixture, client_for: A
 def test_a_workspace_scoped_api_key_reaches_no_personal_vault(org: OrgFixture, bearer: Any) -> None:
     _key, raw = make_api_key(org.owner, org.org, role="owner", name="ws", workspace=org.workspace)
     client = bearer(raw)
-    assert client.get(_personal(org)).status_code in (403, 404)
-    assert _create(client, _personal(org)).status_code in (403, 404)
+    assert client.get(_personal(org)).status_code == 403
+    assert _create(client, _personal(org)).status_code == 403
     assert _create(client, _shared(org), name="ok").status_code == 201
