@@ -37,7 +37,7 @@ lint:
 	$(BIN)/lint-imports
 
 typecheck:
-	DATABASE_URL=$${DATABASE_URL:-postgresql://unused/typecheck} $(BIN)/mypy platform tenants engine
+	DATABASE_URL=$${DATABASE_URL:-postgresql://unused/typecheck} $(BIN)/mypy platform tenants engine billing
 	cd frontend && npm run typecheck && npm run lint
 
 frontend-test:

@@ -18,10 +18,20 @@ from ._durable import (
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
 from ._human import HUMAN_CHANNEL, AnswerResult, answer_request
-from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, check_allow_entry
+from ._net import (
+    DEFAULT_ALLOWABLE,
+    AllowList,
+    BadAllowEntry,
+    BlockedURL,
+    FetchResult,
+    allow_list,
+    check_allow_entry,
+    guarded_fetch,
+)
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
 from ._registry import (
+    CallBudget,
     DuplicateNodeType,
     Effect,
     HumanRequests,
@@ -31,6 +41,7 @@ from ._registry import (
     PolicySource,
     Port,
     SecretSource,
+    SpendGate,
     StepPolicy,
     UsageLedger,
     catalogue,
@@ -55,8 +66,11 @@ __all__ = [
     "RUN_QUEUE",
     "RUN_WORKFLOW",
     "SCHEMA_VERSION",
+    "AllowList",
     "AnswerResult",
     "BadAllowEntry",
+    "BlockedURL",
+    "CallBudget",
     "Dag",
     "DuplicateNodeType",
     "EdgeSpec",
@@ -65,6 +79,7 @@ __all__ = [
     "Event",
     "EventSink",
     "EventType",
+    "FetchResult",
     "FlowDocument",
     "FlowInvalid",
     "HumanRequests",
@@ -86,6 +101,7 @@ __all__ = [
     "RunResult",
     "SecretSource",
     "Series",
+    "SpendGate",
     "Step",
     "StepPolicy",
     "TransitBinding",
@@ -93,6 +109,7 @@ __all__ = [
     "UsageLedger",
     "WorkerConfig",
     "accepted_sources",
+    "allow_list",
     "answer_request",
     "can_connect",
     "catalogue",
@@ -101,6 +118,7 @@ __all__ = [
     "compatibility_table",
     "enqueue_run_sql",
     "fork_step",
+    "guarded_fetch",
     "migrate",
     "node_type",
     "node_types",

@@ -10,6 +10,7 @@ The platform enqueues runs with `enqueue_run_sql` inside its own transaction (th
 and the queue entry commit together); workers launch DBOS with `launch_worker`."""
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,6 +32,7 @@ from ._registry import (
     PolicySource,
     Port,
     SecretSource,
+    SpendGate,
     UsageLedger,
     node_type,
     with_mirrors,
@@ -71,6 +73,7 @@ class _WorkerState:
     policy: PolicySource | None = None
     usage: UsageLedger | None = None
     secrets: SecretSource | None = None
+    spend: SpendGate | None = None  # budgets and kill switches, before every LLM call
     # Human-in-the-loop: the process's one listener for answers (engine/_human.py).
     human: HumanHub | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
@@ -85,15 +88,18 @@ def configure_event_store(
     policy: PolicySource | None = None,
     usage: UsageLedger | None = None,
     secrets: SecretSource | None = None,
+    spend: SpendGate | None = None,
 ) -> None:
     """Where this worker's runs write their events, where it reads the platform's rules,
-    records LLM usage and gets secrets (called once by the worker)."""
+    records LLM usage, holds LLM calls against budgets and gets secrets (called once by the
+    worker)."""
     global _state  # noqa: PLW0603 (one event store per worker process)
     _state = _WorkerState(
         store=PostgresEventStore(conninfo),
         policy=policy,
         usage=usage,
         secrets=secrets,
+        spend=spend,
         human=HumanHub(conninfo),  # human-in-the-loop
     )
 
@@ -298,6 +304,7 @@ async def _execute_node_step(
         refused = policy.refusal
     attempt = _Attempt(store, run_id, node["id"], emit)
     secrets = _StepSecrets(run_id, node["id"], meta)
+    meter = _StepMeter(run_id, node["id"], meta)
     streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt, secrets)
     ctx = NodeContext(
         run_id=run_id,
@@ -305,13 +312,14 @@ async def _execute_node_step(
         extra=meta,
         children=_ChildRuns(store, run_id, meta),
         data=_WorkspaceData(store, run_id, node["id"], meta),
-        emit=_step_emitter(run_id, node["id"], meta, emit, attempt, secrets),
+        emit=_step_emitter(run_id, node["id"], meta, emit, attempt, secrets, meter),
         streams=streams,
         secrets=secrets,
         # human-in-the-loop: the approval node's request and wait (engine/_human.py)
         human=HumanDesk(store, _state.human, run_id, node["id"], meta.get("workspace"))
         if _state is not None and _state.human is not None
         else None,
+        budget=meter,
     )
     if refused is not None:
         await streams.finish({}, refused)
@@ -460,6 +468,40 @@ class _DbosNodeStreams:
         await self._own.finish(outputs, error, self._make)
 
 
+class _StepMeter:
+    """One step's LLM calls, numbered as they report usage (a step that re-executes after a
+    crash numbers its calls the same way), each held against the budgets before it is made
+    (`NodeContext.budget`; the SpendGate port)."""
+
+    def __init__(self, run_id: str, node_id: str, meta: dict[str, Any]) -> None:
+        self._run_id = run_id
+        self._node_id = node_id
+        self._meta = meta
+        self.calls = 0  # calls that reported their usage
+
+    @contextlib.asynccontextmanager
+    async def hold(self, provider: str, model: str, max_cost_micros: int) -> AsyncIterator[None]:
+        gate = _state.spend if _state is not None else None
+        if gate is None:
+            yield
+            return
+        index = self.calls + 1
+        await gate.reserve(
+            self._run_id,
+            self._node_id,
+            index,
+            self._meta,
+            provider=provider,
+            model=model,
+            max_cost_micros=max_cost_micros,
+        )
+        try:
+            yield
+        finally:
+            if self.calls < index:  # no usage reported: the call failed, free its hold
+                await asyncio.shield(gate.release(self._run_id, self._node_id, index))
+
+
 def _step_emitter(  # noqa: PLR0917 (one call site, in order of the step's own arguments)
     run_id: str,
     node_id: str,
@@ -467,21 +509,21 @@ def _step_emitter(  # noqa: PLR0917 (one call site, in order of the step's own a
     emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
     attempt: _Attempt,
     secrets: _StepSecrets,
+    meter: _StepMeter,
 ) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
     """A step's `emit`: stream chunks carry the step's attempt, and every LLM_USAGE is also
-    recorded in the usage ledger, numbered per node execution (a step that re-executes after
-    a crash numbers its calls the same way, and the ledger keeps one record per number)."""
+    recorded in the usage ledger under the meter's number for the call (the ledger keeps one
+    record per number, and settles the call's budget hold)."""
     ledger = _state.usage if _state is not None else None
-    calls = 0
 
     async def step_emit(event_type: str, payload: dict[str, Any]) -> None:
-        nonlocal calls
         payload = secrets.scrub(payload)
         if event_type == EventType.STREAM_CHUNK:
             payload = {**payload, "attempt": await attempt.get()}
-        if event_type == EventType.LLM_USAGE and ledger is not None:
-            calls += 1
-            await ledger.record(run_id, node_id, calls, meta, payload)
+        if event_type == EventType.LLM_USAGE:
+            meter.calls += 1
+            if ledger is not None:
+                await ledger.record(run_id, node_id, meter.calls, meta, payload)
         if emit is not None:
             await emit(event_type, payload)
 

@@ -253,6 +253,7 @@ async def guarded_fetch(
     allow: AllowList = AllowList(),
     headers: dict[str, str] | None = None,
     json_body: Any = None,
+    content: bytes | None = None,
     timeout: float = 10.0,
     max_bytes: int = 1_000_000,
     max_redirects: int = 5,
@@ -260,7 +261,8 @@ async def guarded_fetch(
 ) -> FetchResult:
     """Fetch `url` with every SSRF check applied, following redirects (each re-checked).
     `timeout` bounds the whole exchange, redirects included. A redirect to another origin
-    carries none of the flow's headers or body, and https never downgrades to http."""
+    carries none of the flow's headers or body, and https never downgrades to http.
+    `content` sends these exact bytes (a signed body) instead of `json_body`."""
     sent_headers = user_headers(headers)
     async with (
         asyncio.timeout(timeout),
@@ -280,6 +282,7 @@ async def guarded_fetch(
                 target.url,
                 headers={**sent_headers, "Host": host_header},
                 json=json_body,
+                content=content,
                 extensions={"sni_hostname": target.host},
             )
             response = await client.send(request, stream=True)
@@ -290,11 +293,11 @@ async def guarded_fetch(
                     if old.scheme == "https" and new.scheme == "http":
                         raise BlockedURL("refused a redirect from https to plain http")
                     if (old.scheme, old.netloc) != (new.scheme, new.netloc):
-                        sent_headers, json_body = {}, None
+                        sent_headers, json_body, content = {}, None, None
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
                     ):
-                        method, json_body = "GET", None
+                        method, json_body, content = "GET", None, None
                     url = next_url
                     continue
                 body = await _read_limited(response, max_bytes)

@@ -1,6 +1,7 @@
 """Node types: one base class, registered by name. Duplicate names fail at import."""
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -74,6 +75,8 @@ class NodeContext:
     secrets: "NodeSecrets | None" = None
     # Human-in-the-loop: this node's request to a person, and the wait for the answer.
     human: "HumanRequests | None" = None
+    # Budgets and kill switches: every LLM call is held against them before it is made.
+    budget: "CallBudget | None" = None
 
 
 class WorkspaceData(Protocol):
@@ -145,7 +148,45 @@ class UsageLedger(Protocol):
         usage: Mapping[str, Any],
     ) -> None:
         """Record one call (`usage` is an LLM_USAGE payload); a second record of the same
-        (run, node, call index) changes nothing."""
+        (run, node, call index) changes nothing. Settles the call's hold (SpendGate) with
+        its actual cost, in the same transaction."""
+        ...
+
+
+class SpendGate(Protocol):
+    """Port: budgets and kill switches, asked before every LLM call (DESIGN: the budget
+    gate). A call is held against every budget that covers it, at its maximum cost, before
+    it is made; its usage record settles the hold with the actual cost."""
+
+    async def reserve(
+        self,
+        run_id: str,
+        node_id: str,
+        call_index: int,
+        meta: Mapping[str, Any],
+        *,
+        provider: str,
+        model: str,
+        max_cost_micros: int,
+    ) -> None:
+        """Hold `max_cost_micros` against every budget covering the call, all or none,
+        atomically; NodeError naming the budget (or kill switch) that refuses it. Holding the
+        same (run, node, call index) again, as a re-executed step does, replaces the hold."""
+        ...
+
+    async def release(self, run_id: str, node_id: str, call_index: int) -> None:
+        """The call reported no usage (it failed before the model answered): free its hold."""
+        ...
+
+
+class CallBudget(Protocol):
+    """A node's budget for its LLM calls (`NodeContext.budget`): hold each call first."""
+
+    def hold(
+        self, provider: str, model: str, max_cost_micros: int
+    ) -> AbstractAsyncContextManager[None]:
+        """Reserve the call's maximum cost (NodeError when refused); inside the block, make
+        the call and emit its LLM_USAGE; leaving the block without usage frees the hold."""
         ...
 
 

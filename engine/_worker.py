@@ -15,7 +15,7 @@ import psycopg
 from dbos import DBOS, DBOSConfig
 
 from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
-from ._registry import PolicySource, SecretSource, UsageLedger
+from ._registry import PolicySource, SecretSource, SpendGate, UsageLedger
 from ._store import migrate
 
 log = logging.getLogger("fireflow.worker")
@@ -39,6 +39,8 @@ class WorkerConfig:
     usage: UsageLedger | None = None
     # The platform's vault (secrets sealed to the step that uses them).
     secrets: SecretSource | None = None
+    # The platform's budgets and kill switches (every LLM call held against them first).
+    spend: SpendGate | None = None
 
 
 def dbos_config(
@@ -116,7 +118,9 @@ def run_worker(config: WorkerConfig) -> None:
     for module in config.node_modules:
         importlib.import_module(module)
     migrate(config.database_url)
-    configure_event_store(config.database_url, config.policy, config.usage, config.secrets)
+    configure_event_store(
+        config.database_url, config.policy, config.usage, config.secrets, config.spend
+    )
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.launch()
     for queue in (RUN_QUEUE, CHILD_QUEUE):

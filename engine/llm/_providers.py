@@ -36,6 +36,7 @@ from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from .._net import AllowList, BlockedURL, check_url
 from .._registry import NodeError
+from ._catalogue import model_info
 
 # provider -> (API key variable, default base URL or None for the SDK's own)
 _OPENAI_STYLE: dict[str, tuple[str, str | None]] = {
@@ -127,6 +128,17 @@ def _key(request: ChatRequest) -> str:
         f"no API key for {request.provider}: store one in the vault and name it in the node's "
         f"api_key_secret, or set {variable} on the workers"
     )
+
+
+def max_cost_micros(request: ChatRequest) -> int:
+    """The most the call can cost, held against the run's budgets before it is made: every
+    byte sent counted as a token (no tokenizer makes a token of less than a byte) and the
+    whole `max_tokens` written. Models without a price in the catalogue cost nothing."""
+    info = model_info(request.provider, request.model)
+    if info is None:
+        return 0
+    sent = json.dumps([request.system, request.messages, request.tools], ensure_ascii=False)
+    return info.cost_micros(len(sent.encode()), request.max_tokens)
 
 
 async def chat(

@@ -29,7 +29,7 @@ from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Por
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
-from ._llm import MODEL_PROPERTIES, api_key
+from ._llm import MODEL_PROPERTIES, api_key, budget_hold
 
 MAX_TURNS = 20
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -253,8 +253,9 @@ class Agent(NodeType):
                 api_key=key,
                 tools=[tool.spec() for tool in tools.values()],
             )
-            result = await chat(request, allow, events.text, events.tool_call)
-            await events.emit("LLM_USAGE", usage.add(result, turn))
+            async with budget_hold(ctx, request):
+                result = await chat(request, allow, events.text, events.tool_call)
+                await events.emit("LLM_USAGE", usage.add(result, turn))
             assistant: dict[str, Any] = {"role": "assistant", "content": result.text}
             if result.tool_calls:
                 assistant["tool_calls"] = [

@@ -1,7 +1,9 @@
 """The LLM chat node: messages (or a prompt) in; text, usage out; tokens streamed as
 STREAM_CHUNK events while the model writes, and the call's usage and cost as LLM_USAGE."""
 
+import contextlib
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 from .._net import allow_list
@@ -9,7 +11,7 @@ from .._ports import PortType
 from .._registry import SECRET_REF_PATTERN, Effect, NodeContext, NodeError, NodeType, Port
 from .._streams import NULL_WRITER
 from ..llm._catalogue import model_info
-from ..llm._providers import PROVIDERS, ChatRequest, chat
+from ..llm._providers import PROVIDERS, ChatRequest, chat, max_cost_micros
 
 _ROLES = {"user", "assistant"}
 
@@ -68,6 +70,14 @@ def chat_messages(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
+def budget_hold(ctx: NodeContext, request: ChatRequest) -> AbstractAsyncContextManager[None]:
+    """Hold the call at its maximum cost against the run's budgets while it is made (emit
+    its LLM_USAGE inside: that settles the hold). Nothing to hold outside a platform worker."""
+    if ctx.budget is None:
+        return contextlib.nullcontext()
+    return ctx.budget.hold(request.provider, request.model, max_cost_micros(request))
+
+
 class LLMChat(NodeType):
     type_name = "llm_chat"
     title = "LLM chat"
@@ -122,19 +132,20 @@ class LLMChat(NodeType):
             await writer.write(text)
 
         allow = allow_list(ctx.extra.get("http_allow"), ctx.extra.get("http_allowable"))
-        result = await chat(request, allow, on_text)
-        info = model_info(request.provider, request.model)
-        usage = {
-            "provider": request.provider,
-            "model": request.model,
-            "input_tokens": result.input_tokens,
-            "output_tokens": result.output_tokens,
-            "cost_usd": info.cost(result.input_tokens, result.output_tokens) if info else 0.0,
-            "cost_micros": info.cost_micros(result.input_tokens, result.output_tokens)
-            if info
-            else 0,
-            "stop_reason": result.stop_reason,
-        }
-        if emit is not None:
-            await emit("LLM_USAGE", usage)
+        async with budget_hold(ctx, request):
+            result = await chat(request, allow, on_text)
+            info = model_info(request.provider, request.model)
+            usage = {
+                "provider": request.provider,
+                "model": request.model,
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
+                "cost_usd": info.cost(result.input_tokens, result.output_tokens) if info else 0.0,
+                "cost_micros": info.cost_micros(result.input_tokens, result.output_tokens)
+                if info
+                else 0,
+                "stop_reason": result.stop_reason,
+            }
+            if emit is not None:
+                await emit("LLM_USAGE", usage)
         return {"text": result.text, "usage": usage}

@@ -18,7 +18,7 @@ from .._registry import Effect, NodeContext, NodeError, NodeType, Port
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, chat
 from ._core import _FIELD_NAME, _JINJA, _MAX_TEMPLATE_OUTPUT
-from ._llm import MODEL_PROPERTIES, api_key, chat_messages
+from ._llm import MODEL_PROPERTIES, api_key, budget_hold, chat_messages
 
 _TEMPLATE_TEXT = {"type": "string", "maxLength": 100_000}
 _ROLES = ("user", "assistant")
@@ -196,12 +196,13 @@ class StructuredOutput(NodeType):
                 api_key=key,
             )
             # No streamed chunks: a partial JSON answer means nothing to whoever watches.
-            result = await chat(request, allow)
-            calls.append(_call_usage(provider, model, result))
-            if ctx.emit is not None:
-                # Each call on its own, as llm_chat reports it: the usage ledger records
-                # every call, including those of a node that fails in the end.
-                await ctx.emit("LLM_USAGE", calls[-1])
+            async with budget_hold(ctx, request):
+                result = await chat(request, allow)
+                calls.append(_call_usage(provider, model, result))
+                if ctx.emit is not None:
+                    # Each call on its own, as llm_chat reports it: the usage ledger records
+                    # every call, including those of a node that fails in the end.
+                    await ctx.emit("LLM_USAGE", calls[-1])
             data, problems = _check(result.text, validator)
             if not problems:
                 return {"data": data, "usage": _summed_usage(calls)}

@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { Suspense, lazy, type ReactNode } from "react";
 import { Link, Navigate, Route, Routes, useParams, useSearchParams } from "react-router";
 import { useAuth } from "./lib/auth";
 import { homeSection } from "./lib/permissions";
@@ -21,6 +21,9 @@ import { WorkspaceDetailPage } from "./pages/WorkspaceDetail";
 import { WorkspacesPage } from "./pages/Workspaces";
 import { AuthLayout } from "./pages/AuthLayout";
 import { useOrg } from "./lib/org";
+
+// The costs page carries the chart library: loaded when first opened, in its own chunk.
+const CostsPage = lazy(() => import("./pages/Costs").then((m) => ({ default: m.CostsPage })));
 
 /** `/`: the first organisation's home, or the login page. */
 function Home() {
@@ -94,6 +97,7 @@ export function AppRoutes() {
         <Route path="audit" element={<SectionGuard section="audit"><AuditPage /></SectionGuard>} />
         <Route path="api-keys" element={<SectionGuard section="api-keys"><ApiKeysPage /></SectionGuard>} />
         <Route path="secrets" element={<SectionGuard section="secrets"><SecretsPage /></SectionGuard>} />
+        <Route path="costs" element={<SectionGuard section="costs"><Suspense fallback={<Spinner />}><CostsPage /></Suspense></SectionGuard>} />
         <Route path="billing" element={<SectionGuard section="billing"><BillingPage /></SectionGuard>} />
         <Route path="*" element={<NotFound />} />
       </Route>

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
+from billing.api import router as costs_router
 from fireflow.errors import ServiceError
 from flows.api import (
     catalogue_router,
@@ -187,6 +188,7 @@ api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/node-rules", node_rules_rout
 api.add_router("/node-types", catalogue_router)
 api.add_router("/inbox", inbox_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
+api.add_router("/orgs/{org_slug}", costs_router)
 api.add_router("/admin/vault", vault_admin_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)
 

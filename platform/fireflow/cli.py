@@ -157,10 +157,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import django
 
     django.setup()
-    from flows.adapters import UsageLedger, WorkspacePolicy
+    from billing.courier import start_courier
+    from billing.worker import CostControl
+    from flows.adapters import WorkspacePolicy
     from vault import rewrap  # noqa: F401 (registers the master key rewrap job)
     from vault.source import VaultSecrets
 
+    start_courier(database_url)  # budget alerts by email and webhook (billing/courier.py)
     engine.run_worker(
         engine.WorkerConfig(
             database_url=database_url,
@@ -168,7 +171,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             node_modules=modules,
             policy=WorkspacePolicy(database_url),
-            usage=UsageLedger(database_url),
+            usage=(costs := CostControl(database_url)),
+            spend=costs,
             secrets=VaultSecrets(database_url),
         )
     )

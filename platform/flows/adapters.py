@@ -19,15 +19,20 @@ log = logging.getLogger("fireflow.worker")
 class PooledAdapter:
     """A small pool, opened on first use on the event loop the runs execute on."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, max_size: int = 2) -> None:
         self._pool = AsyncConnectionPool(
             database_url,
             min_size=0,
-            max_size=2,
+            max_size=max_size,
             open=False,
             kwargs={"autocommit": True, "connect_timeout": 5},
         )
         self._opened = False
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
 
     async def _open(self) -> AsyncConnectionPool:
         if not self._opened:
@@ -126,55 +131,3 @@ async def _workspace_role(
         key = await cursor.fetchone()
         key_cap = (str(key[0]), bool(key[1])) if key else None
     return node_rules.role_in_workspace(row[0], list(row[1] or ()), key_cap)
-
-
-class UsageLedger(PooledAdapter):
-    """engine.UsageLedger: one `flows_llmusage` row per LLM call. The tenant, flow, owner and
-    caller come from the Run row of the run a user started (a child run's id begins with
-    it), so a fork is billed to whoever forked it."""
-
-    async def record(
-        self,
-        run_id: str,
-        node_id: str,
-        call_index: int,
-        meta: Mapping[str, Any],
-        usage: Mapping[str, Any],
-    ) -> None:
-        try:
-            root = uuid.UUID(run_id.split(":", 1)[0])
-        except ValueError:
-            log.warning("usage of run %s not recorded: not a platform run", run_id)
-            return
-        pool = await self._open()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO flows_llmusage (run_id, run_key, node_id, call_index, "
-                "organization_id, workspace_id, flow_id, flow_owner_id, caller_id, provider, "
-                "model, input_tokens, output_tokens, cached_tokens, cost_micros, created_at) "
-                "SELECT r.id, %s, %s, %s, w.org_id, r.workspace_id, r.flow_id, "
-                "r.flow_owner_id, r.caller_id, %s, %s, %s, %s, %s, %s, now() "
-                "FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
-                "WHERE r.id = %s "
-                "ON CONFLICT (run_key, node_id, call_index) DO NOTHING",
-                (
-                    run_id,
-                    node_id,
-                    call_index,
-                    str(usage.get("provider", ""))[:50],
-                    str(usage.get("model", ""))[:200],
-                    _count(usage.get("input_tokens")),
-                    _count(usage.get("output_tokens")),
-                    _count(usage.get("cached_tokens")),
-                    _count(usage.get("cost_micros")),
-                    root,
-                ),
-            )
-            if cursor.rowcount == 0:
-                log.info(
-                    "usage %s/%s#%d already recorded or run unknown", run_id, node_id, call_index
-                )
-
-
-def _count(value: Any) -> int:
-    return max(int(value), 0) if isinstance(value, int | float) else 0

@@ -76,6 +76,8 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
     )
     forked_at_node = models.CharField(max_length=64, blank=True)
+    # Why the run was cancelled, when not by its own user (the kill switch says why).
+    cancel_reason = models.CharField(max_length=600, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -140,7 +140,7 @@ def run_state(run: Run) -> RunState:
     elif dbos_status == "ERROR":
         message = _error_message(error)
     elif dbos_status == "CANCELLED":
-        message = "The run was cancelled."
+        message = run.cancel_reason or "The run was cancelled."
     return RunState(status, result.get("outputs"), message, result.get("nodes", {}), attempts)
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 import engine
+from billing.services import refuse_if_halted
 from fireflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.audit import audit_record
 from tenants.context import WorkspaceContext
@@ -188,6 +189,7 @@ def run_start(
     whether it is new: a retried request with the same Idempotency-Key gets the same run."""
     wctx.require(WorkspaceRole.EDITOR, action="run flows")
     _require_active(wctx)
+    refuse_if_halted(wctx.workspace)
     caller = wctx.actor.user
     if idempotency_key:
         existing = Run.objects.filter(
@@ -440,6 +442,7 @@ def run_cancel(*, wctx: WorkspaceContext, run_id: UUID) -> None:
 def run_resume(*, wctx: WorkspaceContext, run_id: UUID) -> None:
     wctx.require(WorkspaceRole.EDITOR, action="resume runs")
     _require_active(wctx)
+    refuse_if_halted(wctx.workspace)
     run_get_row(wctx=wctx, run_id=run_id)
     engine_bridge.client().resume(str(run_id))
 
@@ -449,6 +452,7 @@ def run_fork(*, wctx: WorkspaceContext, run_id: UUID, node_id: str) -> Run:
     again (re-run from any node)."""
     wctx.require(WorkspaceRole.EDITOR, action="re-run flows")
     _require_active(wctx)
+    refuse_if_halted(wctx.workspace)
     original = run_get_row(wctx=wctx, run_id=run_id)
     document = original.flow_version.document
     try:

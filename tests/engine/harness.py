@@ -92,6 +92,8 @@ class Worker:
                 DATABASE_URL=url,
                 FIREFLOW_NODE_MODULES="tests.engine.plugin_nodes",
                 LOG_LEVEL="WARNING",
+                # Budget-alert webhooks may reach the tests' local receivers.
+                FIREFLOW_WEBHOOK_ALLOW="127.0.0.1",
             )
             command = [sys.executable, "-m", "fireflow.cli", "worker", "--executor-id", executor_id]
         self.process = subprocess.Popen(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from billing.worker import CostControl
 from engine.llm import model_info
-from flows.adapters import UsageLedger
 from flows.models import LLMUsage
 from tenants.roles import WorkspaceRole
 from tests.factories import OrgFixture, make_org
@@ -123,7 +123,7 @@ def test_the_ledger_records_a_call_once_however_often_it_is_reported(
         flow_owner=org.owner,
         caller=org.owner,
     )
-    ledger = UsageLedger(test_database_url)
+    ledger = CostControl(test_database_url)
     usage = {
         "provider": "openai",
         "model": "gpt-4o-mini",

@@ -140,6 +140,49 @@ def _secret(fx: OrgFixture, workspace: Workspace) -> str:
 
 
 ID_MAKERS.update(secret_id=_secret)
+
+
+# --- cost control ----------------------------------------------------------------------------
+
+
+def _budget(fx: OrgFixture, workspace: Workspace) -> str:
+    from decimal import Decimal
+
+    from billing import services as billing_services
+
+    budget = billing_services.budget_create(
+        ctx=fx.owner_ctx(),
+        name=f"victim budget {fx.org.slug}",
+        scope="workspace",
+        workspace_id=workspace.id,
+        period="month",
+        limit_usd=Decimal("12.5"),
+        thresholds=[80],
+    )
+    return str(budget.id)
+
+
+def _kill_switch(fx: OrgFixture, workspace: Workspace) -> str:
+    """A kill switch pulled on the workspace and lifted again (runs may still start)."""
+    from billing import services as billing_services
+
+    switch = billing_services.kill_switch_pull(
+        ctx=fx.owner_ctx(), workspace_id=workspace.id, reason=f"drill {fx.org.slug}"
+    )
+    billing_services.kill_switch_lift(ctx=fx.owner_ctx(), switch_id=switch.id)
+    return str(switch.id)
+
+
+def _webhook(fx: OrgFixture, workspace: Workspace) -> str:
+    from billing import services as billing_services
+
+    hook = billing_services.webhook_create(
+        ctx=fx.owner_ctx(), url=f"https://hooks.example.com/{fx.org.slug}"
+    )
+    return str(hook.id)
+
+
+ID_MAKERS.update(budget_id=_budget, switch_id=_kill_switch, webhook_id=_webhook)
 # `token` is a secret, not an id: the walk tries A's invitation id and its stored digest,
 # neither of which may work as the token.
 TOKEN_PARAM = "token"
@@ -270,6 +313,27 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
         (),
         lambda ids: {"value": "pwned"},
     ),
+    ("POST", "/api/orgs/{org_slug}/budgets"): (
+        ("ws_id",),
+        lambda ids: {
+            "name": "pwned",
+            "scope": "workspace",
+            "workspace_id": ids["ws_id"],
+            "limit_usd": "0.01",
+        },
+    ),
+    ("PATCH", "/api/orgs/{org_slug}/budgets/{budget_id}"): (
+        (),
+        lambda ids: {"limit_usd": "1000000", "enabled": False},
+    ),
+    ("POST", "/api/orgs/{org_slug}/kill-switches"): (
+        ("ws_id",),
+        lambda ids: {"workspace_id": ids["ws_id"], "reason": "pwned"},
+    ),
+    ("POST", "/api/orgs/{org_slug}/alert-webhooks"): (
+        (),
+        lambda ids: {"url": "https://attacker.example/hook"},
+    ),
     ("POST", "/api/invitations/{token}/signup"): (
         (),
         lambda ids: {"name": "Mallory", "password": "mallory-long-passphrase-1"},
@@ -317,6 +381,8 @@ def _victim() -> Tenant:
             key.prefix,
             "sk-victim-value",  # a secret's value: in no answer, to anyone
             "victim-key-",  # the victim's secrets' names
+            "victim budget",  # a budget of the victim's
+            "hooks.example.com",  # the victim's alert webhook
         ],
     )
 

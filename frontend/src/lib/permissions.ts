@@ -4,7 +4,7 @@
  */
 import type { OrgRole, WorkspaceRole } from "../api/client";
 
-export type Section = "workspaces" | "members" | "invitations" | "audit" | "api-keys" | "secrets" | "billing";
+export type Section = "workspaces" | "members" | "invitations" | "audit" | "api-keys" | "secrets" | "costs" | "billing";
 
 const MANAGERS: readonly (OrgRole | null | undefined)[] = ["owner", "admin"];
 
@@ -17,11 +17,11 @@ export function sectionsFor(role: OrgRole | null | undefined): Section[] {
   switch (role) {
     case "owner":
     case "admin":
-      return ["workspaces", "members", "invitations", "audit", "api-keys", "secrets", "billing"];
+      return ["workspaces", "members", "invitations", "audit", "api-keys", "secrets", "costs", "billing"];
     case "member":
       return ["workspaces", "members", "api-keys", "secrets"];
     case "billing":
-      return ["billing"];
+      return ["costs", "billing"];
     default:
       return [];
   }
@@ -36,6 +36,8 @@ export const can = {
   invite: isManager,
   createWorkspace: isManager,
   readAudit: isManager,
+  /** Budgets, the kill switch and alert webhooks (billing members only watch the costs). */
+  manageCosts: isManager,
   /** Only owners make or unmake owners. */
   grantOwner: (role: OrgRole | null | undefined) => role === "owner",
   /** Changing someone's role: managers, and only owners touch an owner's role. */
@@ -62,7 +64,7 @@ export const ORG_ROLE_HELP: Record<OrgRole, string> = {
   owner: "Everything, including making other owners",
   admin: "Members, invitations, workspaces and the audit log",
   member: "Workspaces they are given a role on",
-  billing: "Billing only",
+  billing: "Billing and costs only",
 };
 
 export const WORKSPACE_ROLES: WorkspaceRole[] = ["viewer", "editor", "owner"];

@@ -35,7 +35,7 @@ describe("the organisation shell", () => {
   it("shows owners every section", async () => {
     openConsole("owner", "/orgs/acme/workspaces");
     await screen.findByRole("heading", { name: "Workspaces", level: 1 });
-    expect(navLinks()).toEqual(["Workspaces", "Members", "Invitations", "Audit log", "API keys", "Secrets", "Billing"]);
+    expect(navLinks()).toEqual(["Workspaces", "Members", "Invitations", "Audit log", "API keys", "Secrets", "Costs", "Billing"]);
     expect(screen.getByRole("button", { name: "New workspace" })).toBeInTheDocument();
   });
 
@@ -49,7 +49,19 @@ describe("the organisation shell", () => {
   it("sends billing members to billing and explains the rest is not for them", async () => {
     openConsole("billing", "/orgs/acme");
     expect(await screen.findByRole("heading", { name: "Billing", level: 1 })).toBeInTheDocument();
-    expect(navLinks()).toEqual(["Billing"]);
+    expect(navLinks()).toEqual(["Costs", "Billing"]);
+  });
+
+  it("opens the costs page for billing members, and not for members", async () => {
+    openConsole("billing", "/orgs/acme/costs");
+    expect(await screen.findByRole("heading", { name: "Costs", level: 1 })).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "Costs" })).toHaveAttribute("aria-current", "page");
+  });
+
+  it("explains to members that costs are not part of their role", async () => {
+    openConsole("member", "/orgs/acme/costs");
+    expect(await screen.findByText(/does not include costs/)).toBeInTheDocument();
+    expect(screen.queryByRole("heading", { name: "Costs", level: 1 })).toBeNull();
   });
 
   it("asks unverified users to verify their email, with a resend button", async () => {

@@ -17,6 +17,7 @@ const SECTION_LABELS: Record<Section, { label: string }> = {
   audit: { label: "Audit log" },
   "api-keys": { label: "API keys" },
   secrets: { label: "Secrets" },
+  costs: { label: "Costs" },
   billing: { label: "Billing" },
 };
 

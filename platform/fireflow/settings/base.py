@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "tenants",
     "flows",
     "vault",
+    "billing",
     "fireflow",
 ]
 
@@ -105,6 +106,10 @@ NETWORK_ALLOWABLE = env_list(
         *(["127.0.0.0/8", "::1/128"] if FIREFLOW_ENV != "production" else []),
     ],
 )
+
+# Private hosts that budget-alert webhooks may reach although they resolve to private
+# addresses (an internal receiver): host names, IPs or CIDR ranges. None by default.
+FIREFLOW_WEBHOOK_ALLOW = env_list("FIREFLOW_WEBHOOK_ALLOW", [])
 
 INVITATION_TTL_DAYS = env_int("FIREFLOW_INVITATION_TTL_DAYS", 7)
 EMAIL_VERIFICATION_TTL_SECONDS = env_int("FIREFLOW_EMAIL_VERIFICATION_TTL", 3 * 24 * 3600)

@@ -1,0 +1,1 @@
+"""Cost control and billing: usage rollups, budgets, alerts, the kill switch, Stripe."""
