@@ -16,7 +16,6 @@ from tenants.gate import gate, org_ctx
 
 from . import selectors, services
 from .models import KillSwitch, WebhookEndpoint
-from .roles import require_cost_manager
 from .schemas import (
     AlertOut,
     BudgetIn,
@@ -62,12 +61,16 @@ def budget_list(request: HttpRequest) -> list[dict[str, Any]]:
 @router.post("/budgets", response={201: BudgetOut}, summary="Set a budget")
 def budget_create(request: HttpRequest, payload: BudgetIn) -> Status[dict[str, Any]]:
     budget = services.budget_create(ctx=org_ctx(request), **payload.dict())
-    return Status(201, selectors.budget_view(budget))
+    [view] = selectors.budget_views([budget])
+    return Status(201, view)
 
 
 @router.get("/budgets/{budget_id}", response=BudgetOut)
 def budget_detail(request: HttpRequest, budget_id: UUID) -> dict[str, Any]:
-    return selectors.budget_view(selectors.budget_get(ctx=org_ctx(request), budget_id=budget_id))
+    [view] = selectors.budget_views(
+        [selectors.budget_get(ctx=org_ctx(request), budget_id=budget_id)]
+    )
+    return view
 
 
 @router.patch("/budgets/{budget_id}", response=BudgetOut, summary="Change a budget")
@@ -75,7 +78,8 @@ def budget_update(request: HttpRequest, budget_id: UUID, payload: BudgetPatchIn)
     ctx = org_ctx(request)
     budget = selectors.budget_get(ctx=ctx, budget_id=budget_id)
     changed = services.budget_update(ctx=ctx, budget=budget, **payload.dict(exclude_unset=True))
-    return selectors.budget_view(changed)
+    [view] = selectors.budget_views([changed])
+    return view
 
 
 @router.delete("/budgets/{budget_id}", response={204: None}, summary="Delete a budget")
@@ -134,9 +138,7 @@ def _switch(switch: KillSwitch) -> dict[str, Any]:
 
 @router.get("/alert-webhooks", response=list[WebhookOut], summary="Where alerts are POSTed")
 def webhook_list(request: HttpRequest):  # type: ignore[no-untyped-def]
-    ctx = org_ctx(request)
-    require_cost_manager(ctx, "manage alert webhooks")
-    return list(WebhookEndpoint.objects.filter(org=ctx.org).order_by("created_at"))
+    return list(selectors.webhook_list(ctx=org_ctx(request)))
 
 
 @router.post("/alert-webhooks", response={201: WebhookCreatedOut}, summary="Add one")

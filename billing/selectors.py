@@ -1,7 +1,6 @@
 """Reads of cost control: the dashboard's figures (from the rollups), budgets with their
 current spend, alerts, notifications and kill switches. Every read is scoped to `ctx.org`."""
 
-from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -13,9 +12,17 @@ from flows.models import Flow
 from tenants.context import OrgContext
 from tenants.models import User, Workspace
 
-from .models import Budget, BudgetAlert, BudgetPeriod, KillSwitch, Notification, UsageRollup
+from .models import (
+    Budget,
+    BudgetAlert,
+    BudgetPeriod,
+    KillSwitch,
+    Notification,
+    UsageRollup,
+    WebhookEndpoint,
+)
 from .periods import period_bounds
-from .roles import require_cost_viewer
+from .roles import require_cost_manager, require_cost_viewer
 
 _SUMS = {
     "cost_micros": Sum("cost_micros"),
@@ -53,9 +60,9 @@ def costs(*, ctx: OrgContext, start: date, end: date) -> dict[str, Any]:
         "end": end,
         "total": _totals(rows.aggregate(**_SUMS)),
         "series": series,
-        "by_workspace": _top(rows, "workspace_id", _names(Workspace, ctx, "name")),
-        "by_flow": _top(rows, "flow_id", _names(Flow, ctx, "name", "workspace__org")),
-        "by_user": _top(rows, "user_id", _names(User, ctx, "email", "memberships__org")),
+        "by_workspace": _top(rows, "workspace_id", Workspace.objects.filter(org=ctx.org), "name"),
+        "by_flow": _top(rows, "flow_id", Flow.objects.filter(workspace__org=ctx.org), "name"),
+        "by_user": _top(rows, "user_id", User.objects.filter(memberships__org=ctx.org), "email"),
         "by_model": [
             {
                 **_totals(r),
@@ -69,22 +76,17 @@ def costs(*, ctx: OrgContext, start: date, end: date) -> dict[str, Any]:
     }
 
 
-def _names(model: Any, ctx: OrgContext, field: str, org_path: str = "org") -> Any:
-    def label(ids: Iterable[Any]) -> dict[Any, str]:
-        found = model.objects.filter(**{org_path: ctx.org, "id__in": list(ids)})
-        return dict(found.values_list("id", field))
-
-    return label
-
-
-def _top(rows: QuerySet[UsageRollup], key: str, labels: Any) -> list[dict[str, Any]]:
+def _top(
+    rows: QuerySet[UsageRollup], key: str, named: QuerySet[Any], field: str
+) -> list[dict[str, Any]]:
+    """The top spenders by `key`, labelled with `field` of those `named` in the org."""
     top = list(rows.values(key).annotate(**_SUMS).order_by("-cost_micros")[:_TOP])
-    names = labels(r[key] for r in top if r[key] is not None)
+    names = dict(named.filter(id__in=[r[key] for r in top]).values_list("id", field))
     return [
         {
             **_totals(r),
             "key": str(r[key]) if r[key] is not None else "",
-            "label": names.get(r[key], "(deleted)") if r[key] is not None else "(deleted)",
+            "label": names.get(r[key], "(deleted)"),
         }
         for r in top
     ]
@@ -97,44 +99,57 @@ def budget_list(*, ctx: OrgContext) -> list[dict[str, Any]]:
         .select_related("workspace", "user", "flow")
         .order_by("name", "created_at")
     )
-    return [_with_spend(b) for b in budgets]
+    return budget_views(budgets)
 
 
 def budget_get(*, ctx: OrgContext, budget_id: UUID) -> Budget:
     require_cost_viewer(ctx)
-    budget = Budget.objects.filter(org=ctx.org, id=budget_id).first()
+    budget = (
+        Budget.objects.filter(org=ctx.org, id=budget_id)
+        .select_related("workspace", "user", "flow")
+        .first()
+    )
     if budget is None:
         raise NotFound("No budget with this id in this organisation.")
     return budget
 
 
-def budget_view(budget: Budget) -> dict[str, Any]:
-    return _with_spend(budget)
-
-
-def _with_spend(budget: Budget) -> dict[str, Any]:
-    start, end = period_bounds(budget.period)
-    period = BudgetPeriod.objects.filter(budget=budget, period_start=start).first()
-    spent = period.spent_micros if period else 0
-    target, label = _target(budget)
-    return {
-        "id": budget.id,
-        "name": budget.name,
-        "scope": budget.scope,
-        "target_id": target,
-        "target_label": label,
-        "period": budget.period,
-        "limit_micros": budget.limit_micros,
-        "thresholds": budget.thresholds,
-        "action": budget.action,
-        "enabled": budget.enabled,
-        "period_start": start,
-        "period_end": end,
-        "spent_micros": spent,
-        "reserved_micros": period.reserved_micros if period else 0,
-        "percent": round(spent * 100 / budget.limit_micros, 2),
-        "created_at": budget.created_at,
+def budget_views(budgets: list[Budget]) -> list[dict[str, Any]]:
+    """Budgets with their current period's spend (one query for all their periods)."""
+    bounds = {b.id: period_bounds(b.period) for b in budgets}
+    current = {
+        (p.budget_id, p.period_start): p
+        for p in BudgetPeriod.objects.filter(
+            budget__in=budgets, period_start__in={start for start, _end in bounds.values()}
+        )
     }
+    views = []
+    for budget in budgets:
+        start, end = bounds[budget.id]
+        period = current.get((budget.id, start))
+        spent = period.spent_micros if period else 0
+        target, label = _target(budget)
+        views.append(
+            {
+                "id": budget.id,
+                "name": budget.name,
+                "scope": budget.scope,
+                "target_id": target,
+                "target_label": label,
+                "period": budget.period,
+                "limit_micros": budget.limit_micros,
+                "thresholds": budget.thresholds,
+                "action": budget.action,
+                "enabled": budget.enabled,
+                "period_start": start,
+                "period_end": end,
+                "spent_micros": spent,
+                "reserved_micros": period.reserved_micros if period else 0,
+                "percent": round(spent * 100 / budget.limit_micros, 2),
+                "created_at": budget.created_at,
+            }
+        )
+    return views
 
 
 def _target(budget: Budget) -> tuple[str | None, str]:
@@ -179,6 +194,11 @@ def kill_switch_list(*, ctx: OrgContext) -> QuerySet[KillSwitch]:
         .select_related("workspace", "pulled_by", "lifted_by")
         .order_by("-pulled_at")[:100]
     )
+
+
+def webhook_list(*, ctx: OrgContext) -> QuerySet[WebhookEndpoint]:
+    require_cost_manager(ctx, "manage alert webhooks")
+    return WebhookEndpoint.objects.filter(org=ctx.org).order_by("created_at")
 
 
 def halt_of(workspace: Workspace) -> KillSwitch | None:

@@ -25,7 +25,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 import engine
-from flows.adapters import PooledAdapter
+from flows.adapters import PooledAdapter, root_run_id
 
 log = logging.getLogger("fireflow.billing")
 
@@ -51,14 +51,6 @@ def dollars(micros: int) -> str:
     return f"${micros / 1_000_000:,.2f}" if micros >= 1_000_000 else f"${micros / 1_000_000:.4f}"
 
 
-def _root(run_id: str) -> uuid.UUID | None:
-    """The run a user started (a child run's id begins with it)."""
-    try:
-        return uuid.UUID(run_id.split(":", 1)[0])
-    except ValueError:
-        return None
-
-
 class CostControl(PooledAdapter):
     """engine.UsageLedger and engine.SpendGate, over the same pool."""
 
@@ -66,18 +58,31 @@ class CostControl(PooledAdapter):
         super().__init__(database_url, max_size=4)
 
     async def _scope(self, conn: AsyncConnection[Any], run_id: str) -> dict[str, Any] | None:
-        root = _root(run_id)
+        """The tenant, workspace, flow and caller of the run a user started, and the kill
+        switch that halts it now (its workspace's or its organisation's), in one read."""
+        root = root_run_id(run_id)
         if root is None:
             return None
         cursor = await conn.execute(
-            "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id FROM flows_run r "
-            "JOIN tenants_workspace w ON w.id = r.workspace_id WHERE r.id = %s",
+            "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id, k.reason, kw.name "
+            "FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
+            "LEFT JOIN LATERAL (SELECT reason, workspace_id FROM billing_killswitch "
+            "  WHERE org_id = w.org_id AND lifted_at IS NULL "
+            "  AND (workspace_id IS NULL OR workspace_id = r.workspace_id) "
+            "  ORDER BY workspace_id NULLS FIRST LIMIT 1) k ON true "
+            "LEFT JOIN tenants_workspace kw ON kw.id = k.workspace_id "
+            "WHERE r.id = %s",
             (root,),
         )
         row = await cursor.fetchone()
         if row is None:
             return None
-        return {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3], "root": root}
+        if row[4] is not None:
+            where = f"workspace '{row[5]}'" if row[5] else "the organisation"
+            raise engine.NodeError(
+                f"halted by the kill switch on {where}: {row[4]} (an admin lifts it in the console)"
+            )
+        return {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3]}
 
     # engine.SpendGate ---------------------------------------------------------------------
 
@@ -98,7 +103,6 @@ class CostControl(PooledAdapter):
             scope = await self._scope(conn, run_id)
             if scope is None:
                 return  # not a platform run (engine tests): no budgets apply
-            await _refuse_if_halted(conn, scope)
             periods = await _current_periods(conn, scope)
             if not periods:
                 return
@@ -108,9 +112,8 @@ class CostControl(PooledAdapter):
             # step runs again) are freed before the call is held anew.
             await _free_holds(
                 conn,
-                "period_id = ANY(%(ids)s) AND (expires_at < now() OR "
-                "(run_key = %(run)s AND node_id = %(node)s AND call_index = %(call)s))",
-                {"ids": ids, "run": run_id, "node": node_id, "call": call_index},
+                f"period_id = ANY(%(ids)s) AND (expires_at < now() OR ({_THIS_CALL}))",
+                {"ids": ids, **_call(run_id, node_id, call_index)},
             )
             for period in periods:
                 cursor = await conn.execute(
@@ -146,7 +149,7 @@ class CostControl(PooledAdapter):
         meta: Mapping[str, Any],
         usage: Mapping[str, Any],
     ) -> None:
-        root = _root(run_id)
+        root = root_run_id(run_id)
         if root is None:
             log.warning("usage of run %s not recorded: not a platform run", run_id)
             return
@@ -214,39 +217,25 @@ def _call(run_id: str, node_id: str, call_index: int) -> dict[str, Any]:
     return {"run": run_id, "node": node_id, "call": call_index}
 
 
-async def _refuse_if_halted(conn: AsyncConnection[Any], scope: Mapping[str, Any]) -> None:
-    cursor = await conn.execute(
-        "SELECT k.reason, w.name FROM billing_killswitch k "
-        "LEFT JOIN tenants_workspace w ON w.id = k.workspace_id "
-        "WHERE k.org_id = %s AND k.lifted_at IS NULL "
-        "AND (k.workspace_id IS NULL OR k.workspace_id = %s) "
-        "ORDER BY k.workspace_id NULLS FIRST LIMIT 1",
-        (scope["org"], scope["ws"]),
-    )
-    row = await cursor.fetchone()
-    if row is not None:
-        where = f"workspace '{row[1]}'" if row[1] else "the organisation"
-        raise engine.NodeError(
-            f"halted by the kill switch on {where}: {row[0]} (an admin lifts it in the console)"
-        )
-
-
 async def _current_periods(
     conn: AsyncConnection[Any], scope: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """The current period of every budget covering the call (created when missing)."""
-    await conn.execute(
-        "INSERT INTO billing_budgetperiod (budget_id, period_start, spent_micros, "  # noqa: S608
-        f"reserved_micros) SELECT b.id, {_CURRENT}, 0, 0 FROM billing_budget b "
-        f"WHERE {_COVERING} ON CONFLICT (budget_id, period_start) DO NOTHING",
-        scope,
-    )
-    cursor = await conn.execute(
+    """The current period of every budget covering the call; the rows of a period that has
+    just begun are created first (one read when they exist, as they mostly do)."""
+    select = (
         "SELECT p.id, b.id, b.name, b.scope, b.period, b.limit_micros, b.thresholds, "  # noqa: S608
-        "p.period_start FROM billing_budget b JOIN billing_budgetperiod p "
-        f"ON p.budget_id = b.id AND p.period_start = {_CURRENT} WHERE {_COVERING} ORDER BY p.id",
-        scope,
+        "p.period_start FROM billing_budget b LEFT JOIN billing_budgetperiod p "
+        f"ON p.budget_id = b.id AND p.period_start = {_CURRENT} WHERE {_COVERING}"
     )
+    rows = await (await conn.execute(select, scope)).fetchall()
+    if any(r[0] is None for r in rows):
+        await conn.execute(
+            "INSERT INTO billing_budgetperiod (budget_id, period_start, spent_micros, "  # noqa: S608
+            f"reserved_micros) SELECT b.id, {_CURRENT}, 0, 0 FROM billing_budget b "
+            f"WHERE {_COVERING} ON CONFLICT (budget_id, period_start) DO NOTHING",
+            scope,
+        )
+        rows = await (await conn.execute(select, scope)).fetchall()
     return [
         {
             "id": r[0],
@@ -258,7 +247,7 @@ async def _current_periods(
             "thresholds": r[6],
             "start": r[7],
         }
-        for r in await cursor.fetchall()
+        for r in rows
     ]
 
 

@@ -18,16 +18,7 @@ from ._durable import (
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
 from ._human import HUMAN_CHANNEL, AnswerResult, answer_request
-from ._net import (
-    DEFAULT_ALLOWABLE,
-    AllowList,
-    BadAllowEntry,
-    BlockedURL,
-    FetchResult,
-    allow_list,
-    check_allow_entry,
-    guarded_fetch,
-)
+from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, allow_list, check_allow_entry, guarded_fetch
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
 from ._registry import (
@@ -66,10 +57,8 @@ __all__ = [
     "RUN_QUEUE",
     "RUN_WORKFLOW",
     "SCHEMA_VERSION",
-    "AllowList",
     "AnswerResult",
     "BadAllowEntry",
-    "BlockedURL",
     "CallBudget",
     "Dag",
     "DuplicateNodeType",
@@ -79,7 +68,6 @@ __all__ = [
     "Event",
     "EventSink",
     "EventType",
-    "FetchResult",
     "FlowDocument",
     "FlowInvalid",
     "HumanRequests",

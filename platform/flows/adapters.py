@@ -16,6 +16,15 @@ from . import node_rules
 log = logging.getLogger("fireflow.worker")
 
 
+def root_run_id(run_id: str) -> uuid.UUID | None:
+    """The run a user started (its Run row): a child run's id begins with it. None for a
+    run the platform did not start (engine tests)."""
+    try:
+        return uuid.UUID(run_id.split(":", 1)[0])
+    except ValueError:
+        return None
+
+
 class PooledAdapter:
     """A small pool, opened on first use on the event loop the runs execute on."""
 
@@ -88,10 +97,7 @@ async def _run_people(
     conn: AsyncConnection[Any], run_id: str, meta: Mapping[str, Any]
 ) -> tuple[str | None, str | None, str | None]:
     """(flow owner, caller, API key) of the run a user started, else of `meta`."""
-    try:
-        root = uuid.UUID(run_id.split(":", 1)[0])
-    except ValueError:
-        root = None
+    root = root_run_id(run_id)
     if root is not None:
         cursor = await conn.execute(
             "SELECT flow_owner_id, caller_id, api_key_id FROM flows_run WHERE id = %s", (root,)
