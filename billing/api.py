@@ -14,17 +14,22 @@ from pydantic import Field
 from fireflow.errors import InvalidInput
 from tenants.gate import gate, org_ctx
 
-from . import selectors, services
+from . import selectors, services, stripe_billing
 from .models import KillSwitch, WebhookEndpoint
 from .schemas import (
     AlertOut,
+    BillingOut,
     BudgetIn,
     BudgetOut,
     BudgetPatchIn,
+    CheckoutIn,
     CostsOut,
+    InvoiceOut,
     KillSwitchIn,
     KillSwitchOut,
     NotificationOut,
+    RedirectOut,
+    WebhookAck,
     WebhookCreatedOut,
     WebhookIn,
     WebhookOut,
@@ -150,3 +155,36 @@ def webhook_create(request: HttpRequest, payload: WebhookIn) -> Status[WebhookEn
 def webhook_delete(request: HttpRequest, webhook_id: UUID) -> Status[None]:
     services.webhook_delete(ctx=org_ctx(request), webhook_id=webhook_id)
     return Status(204, None)
+
+
+# --- billing through Stripe -------------------------------------------------------------------
+
+
+@router.get("/billing", response=BillingOut, summary="The plan, the subscription, the plans")
+def billing_status(request: HttpRequest) -> dict[str, Any]:
+    return stripe_billing.status(ctx=org_ctx(request))
+
+
+@router.post("/billing/checkout", response=RedirectOut, summary="Subscribe: Stripe Checkout")
+def billing_checkout(request: HttpRequest, payload: CheckoutIn) -> dict[str, str]:
+    return {"url": stripe_billing.checkout_start(ctx=org_ctx(request), plan_code=payload.plan)}
+
+
+@router.post("/billing/portal", response=RedirectOut, summary="Change plan, cancel: the portal")
+def billing_portal(request: HttpRequest) -> dict[str, str]:
+    return {"url": stripe_billing.portal_url(ctx=org_ctx(request))}
+
+
+@router.get("/billing/invoices", response=list[InvoiceOut], summary="Invoices from Stripe")
+def billing_invoices(request: HttpRequest) -> list[dict[str, Any]]:
+    return stripe_billing.invoices(ctx=org_ctx(request))
+
+
+stripe_router = Router(tags=["billing"], auth=None)
+
+
+@stripe_router.post("/webhook", response=WebhookAck, summary="Stripe's webhook (signed)")
+def stripe_webhook(request: HttpRequest) -> dict[str, bool]:
+    """Verified on the raw body; each event id processed once."""
+    event = stripe_billing.webhook_event(request.body, request.headers.get("Stripe-Signature"))
+    return {"received": True, "processed": stripe_billing.handle_event(event)}

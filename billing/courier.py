@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -35,10 +36,12 @@ from .worker import ALERT_CHANNEL, dollars
 
 log = logging.getLogger("fireflow.billing")
 
-LEASE = timedelta(seconds=60)
+# How long a claimed delivery is this courier's: after that, another worker may send it.
+LEASE = timedelta(seconds=int(os.environ.get("FIREFLOW_ALERT_LEASE_SECONDS", "60")))
 MAX_ATTEMPTS = 8
 BATCH = 20
 IDLE_SECONDS = 5.0
+METER_SECONDS = 60.0
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -167,7 +170,11 @@ def _webhook(alert: BudgetAlert, endpoint_id: str) -> None:
 
 
 def run_courier(database_url: str, stop: threading.Event) -> None:
-    """Deliver alerts until `stop` is set: on NOTIFY, and every IDLE_SECONDS."""
+    """Deliver alerts until `stop` is set: on NOTIFY, and every IDLE_SECONDS; and report
+    LLM usage to Stripe's meter once a minute (billing/jobs.py)."""
+    from .jobs import report_due_usage
+
+    reported_at = 0.0
     while not stop.is_set():
         try:
             with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
@@ -175,6 +182,9 @@ def run_courier(database_url: str, stop: threading.Event) -> None:
                 while not stop.is_set():
                     close_old_connections()
                     deliver_due()
+                    if time.monotonic() - reported_at >= METER_SECONDS:
+                        reported_at = time.monotonic()
+                        report_due_usage()
                     for _ in conn.notifies(timeout=IDLE_SECONDS, stop_after=1):
                         pass
         except Exception:  # the database went away: wait, and listen again

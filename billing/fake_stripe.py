@@ -467,6 +467,13 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _json_reply(
                 500, {"error": {"type": "api_error", "message": f"fake Stripe bug: {exc!r}"}}
             )
+        if self.server.fake._take_dropped(method, self.path):
+            # The request was processed; the answer is lost (a connection cut after Stripe
+            # committed): the client sees no response at all.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         try:
             self.send_response(reply.status)
             self.send_header("content-type", reply.content_type)
@@ -555,6 +562,21 @@ class FakeStripeServer:
         self._meter_events: list[MeterEventAttempt] = []
         self._deliveries: list[WebhookDelivery] = []
         self._replays = 0
+        self._dropped: list[tuple[str, str]] = []
+
+    def drop_next_response(self, method: str, path_prefix: str) -> None:
+        """Process the next `method` request whose path starts with `path_prefix`, then
+        close the connection without answering (a response lost after Stripe committed)."""
+        with self._lock:
+            self._dropped.append((method.upper(), path_prefix))
+
+    def _take_dropped(self, method: str, path: str) -> bool:
+        with self._lock:
+            for index, (wanted, prefix) in enumerate(self._dropped):
+                if wanted == method and path.startswith(prefix):
+                    del self._dropped[index]
+                    return True
+        return False
 
     # - lifecycle -
 

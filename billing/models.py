@@ -94,6 +94,8 @@ class Budget(models.Model):
     thresholds = models.JSONField(default=list)  # percents, ascending, e.g. [50, 80, 100]
     action = models.CharField(max_length=10, choices=Action.choices, default=Action.BLOCK)
     enabled = models.BooleanField(default=True)
+    # The monthly spend cap of the organisation's plan, kept by billing (not editable here).
+    plan_cap = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -310,3 +312,71 @@ class KillSwitch(models.Model):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class Plan(models.Model):
+    """A plan, as data: its Stripe price (by lookup key), what it includes and its monthly
+    spend cap on LLM calls (kept as the organisation's plan budget while subscribed)."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    monthly_price_cents = models.PositiveIntegerField(default=0)
+    stripe_lookup_key = models.CharField(max_length=100, blank=True)  # blank: no subscription
+    included_usage_micros = models.BigIntegerField(default=0)
+    spend_cap_micros = models.BigIntegerField(null=True, blank=True)  # None: no cap
+    position = models.PositiveSmallIntegerField(default=0)
+    public = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillingAccount(models.Model):
+    """An organisation's side at Stripe: its customer, and its subscription as Stripe last
+    told us (webhooks re-read it from Stripe, so their order does not matter)."""
+
+    org = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="billing")
+    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    plan = models.ForeignKey(Plan, null=True, on_delete=models.PROTECT, related_name="+")
+    subscription_id = models.CharField(max_length=100, blank=True)
+    subscription_status = models.CharField(max_length=30, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.org_id}: {self.stripe_customer_id or 'no customer yet'}"
+
+
+class StripeEvent(models.Model):
+    """A webhook event processed: the unique id makes a redelivery change nothing."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class MeterReport(models.Model):
+    """LLM usage of one organisation in one closed window, reported to Stripe's meter under
+    a deterministic identifier (also the request's idempotency key): a retry, however it
+    comes about, never bills twice."""
+
+    identifier = models.CharField(max_length=200, unique=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    value_micros = models.BigIntegerField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "window_start"])]
+
+    def __str__(self) -> str:
+        return self.identifier

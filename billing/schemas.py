@@ -79,6 +79,7 @@ class BudgetOut(Schema):
     thresholds: list[int]
     action: str
     enabled: bool
+    plan_cap: bool = Field(description="the plan's monthly spend cap (changes with the plan)")
     period_start: datetime
     period_end: datetime
     spent_micros: int = Field(description="spent in the current period")
@@ -137,3 +138,45 @@ class WebhookOut(Schema):
 
 class WebhookCreatedOut(WebhookOut):
     secret: str = Field(description="verifies the Fireflow-Signature header: shown once")
+
+
+class PlanOut(Schema):
+    code: str
+    name: str
+    description: str
+    monthly_price_cents: int
+    included_usage_micros: int
+    spend_cap_micros: int | None
+
+
+class BillingOut(Schema):
+    configured: bool = Field(description="Stripe billing is set up on this platform")
+    plan: PlanOut | None
+    subscription_status: str = Field(description="active, trialing, past_due, canceled or ''")
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    plans: list[PlanOut]
+
+
+class CheckoutIn(Schema):
+    plan: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class RedirectOut(Schema):
+    url: str = Field(description="send the browser there (Stripe's page)")
+
+
+class InvoiceOut(Schema):
+    id: str
+    number: str
+    status: str
+    amount_due: int = Field(description="in the currency's smallest unit (cents)")
+    amount_paid: int
+    currency: str
+    created: datetime
+    hosted_invoice_url: str
+
+
+class WebhookAck(Schema):
+    received: bool
+    processed: bool = Field(description="False: this event was processed before")

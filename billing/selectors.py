@@ -141,6 +141,7 @@ def budget_views(budgets: list[Budget]) -> list[dict[str, Any]]:
                 "thresholds": budget.thresholds,
                 "action": budget.action,
                 "enabled": budget.enabled,
+                "plan_cap": budget.plan_cap,
                 "period_start": start,
                 "period_end": end,
                 "spent_micros": spent,

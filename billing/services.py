@@ -133,6 +133,7 @@ def budget_update(
     enabled: bool | None = None,
 ) -> Budget:
     require_cost_manager(ctx, "change budgets")
+    _refuse_plan_cap(budget)
     before = _snapshot(budget)
     if name is not None:
         budget.name = name
@@ -160,6 +161,7 @@ def budget_update(
 @transaction.atomic
 def budget_delete(*, ctx: OrgContext, budget: Budget) -> None:
     require_cost_manager(ctx, "delete budgets")
+    _refuse_plan_cap(budget)
     audit_record(
         org=ctx.org,
         actor=ctx.actor,
@@ -170,6 +172,14 @@ def budget_delete(*, ctx: OrgContext, budget: Budget) -> None:
         before=_snapshot(budget),
     )
     budget.delete()
+
+
+def _refuse_plan_cap(budget: Budget) -> None:
+    if budget.plan_cap:
+        raise Conflict(
+            "This budget is your plan's monthly spend cap: change the plan to change it.",
+            code="plan_cap",
+        )
 
 
 def refuse_if_halted(workspace: Workspace) -> None:

@@ -660,6 +660,23 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
     }
 
 
+def enqueue_job_sql(
+    workflow_name: str, job_id: str, *args: Any, queue: str = RUN_QUEUE, schema: str = "dbos"
+) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) that queues a workflow registered on the workers under the
+    id `job_id`, to execute in the caller's own transaction: queued if and only if that
+    transaction commits; queuing the same id twice is harmless (DBOS keeps the first)."""
+    arrays = ", ".join(["%s::json"] * len(args))
+    sql = (
+        f"SELECT {schema}.enqueue_workflow("
+        "workflow_name => %s, queue_name => %s, "
+        f"positional_args => ARRAY[{arrays}], "
+        "workflow_id => %s, app_version => %s)"
+    )
+    params = [workflow_name, queue, *(json.dumps(a) for a in args), job_id, APPLICATION_VERSION]
+    return sql, params
+
+
 def enqueue_run_sql(
     *,
     run_id: str,
@@ -669,26 +686,11 @@ def enqueue_run_sql(
     schema: str = "dbos",
     queue: str = RUN_QUEUE,
 ) -> tuple[str, list[Any]]:
-    """SQL (and its parameters) that enqueues a run, to execute in the caller's own
-    transaction: the run is queued if and only if that transaction commits. Enqueuing the
-    same run id twice is harmless (DBOS keeps the first)."""
-    sql = (
-        f"SELECT {schema}.enqueue_workflow("
-        "workflow_name => %s, queue_name => %s, "
-        "positional_args => ARRAY[%s::json, %s::json, %s::json, %s::json], "
-        "workflow_id => %s, app_version => %s)"
-    )
+    """`enqueue_job_sql` for a run of a flow: the run is queued if and only if the caller's
+    transaction commits."""
     # The step layout is fixed when the run is queued: a later deploy that changes a node
     # type's effect must not move the step ids of runs already in flight.
     meta = {**meta, "steps": step_order(document)}
-    params: list[Any] = [
-        RUN_WORKFLOW,
-        queue,
-        json.dumps(run_id),
-        json.dumps(document),
-        json.dumps(inputs),
-        json.dumps(meta),
-        run_id,
-        APPLICATION_VERSION,
-    ]
-    return sql, params
+    return enqueue_job_sql(
+        RUN_WORKFLOW, run_id, run_id, document, inputs, meta, queue=queue, schema=schema
+    )

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,8 +39,27 @@ def fake_llm() -> Iterator[object]:
         os.environ.pop("FIREFLOW_FAKE_LLM_URL", None)
 
 
+STRIPE_ENV = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET")
+
+
 @pytest.fixture(scope="session")
-def engine_worker(test_database_url: str, fake_llm: object) -> Iterator[str]:
+def fake_stripe() -> Iterator[Any]:
+    """The fake Stripe (billing/fake_stripe.py) for the session; the worker talks to it."""
+    from billing.fake_stripe import FakeStripeServer
+
+    with FakeStripeServer(webhook_retry_delays=(0.1, 0.3)) as server:
+        os.environ.update(
+            STRIPE_SECRET_KEY="sk_test_fireflow",
+            STRIPE_API_BASE=server.url,
+            STRIPE_WEBHOOK_SECRET=server.webhook_secret,
+        )
+        yield server
+        for name in STRIPE_ENV:
+            os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def engine_worker(test_database_url: str, fake_llm: object, fake_stripe: Any) -> Iterator[str]:
     """One real worker process on the test database for the whole session; tests that use it
     must commit (transactional_db) so the worker sees their rows."""
     import psycopg

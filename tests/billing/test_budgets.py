@@ -476,3 +476,68 @@ def test_a_crossed_threshold_is_posted_signed_to_the_alert_webhook(
         ("email", "sent"),
         ("webhook", "sent"),
     }
+
+
+class _HangingReceiver(BaseHTTPRequestHandler):
+    """Takes the first alert and never answers it (its sender dies meanwhile); answers the
+    rest at once."""
+
+    got: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).got.append({k.lower(): v for k, v in self.headers.items()})
+        if len(type(self).got) == 1:
+            time.sleep(30)
+            return
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.durability
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_whose_worker_dies_mid_delivery_is_sent_by_another_once(
+    session_worker_paused: str, org: OrgFixture, client_for: Any, monkeypatch: Any
+) -> None:
+    from tests.engine.harness import Worker
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HangingReceiver)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FIREFLOW_ALERT_LEASE_SECONDS", "2")
+    first = Worker(session_worker_paused, "courier-a", platform=True)
+    second = None
+    try:
+        client = client_for(org.owner)
+        client.post(
+            f"{_org_url(org)}/alert-webhooks",
+            {"url": f"http://127.0.0.1:{server.server_port}/alerts"},
+            content_type="application/json",
+        )
+        budget = _budget(client, org, limit_usd="0.0003", thresholds=[1])
+        flow_id = create_flow(client, org, RACE_FLOW)
+        run = _start(client, org, flow_id, "a short question").json()
+        assert wait_run(client, org, run["id"])["status"] == "completed"
+        deadline = time.monotonic() + 20
+        while not _HangingReceiver.got:  # the alert is on its way, and hangs
+            assert time.monotonic() < deadline, "the alert was not sent"
+            time.sleep(0.05)
+        first.kill9()  # the worker dies in the middle of the delivery
+        second = Worker(session_worker_paused, "courier-b", platform=True)
+        deadline = time.monotonic() + 30
+        while len(_HangingReceiver.got) < 2:
+            assert time.monotonic() < deadline, "no other worker sent the alert"
+            time.sleep(0.05)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        server.shutdown()
+    [alert] = BudgetAlert.objects.filter(budget_id=budget["id"])
+    assert [h["fireflow-event-id"] for h in _HangingReceiver.got] == [str(alert.id)] * 2
+    assert Notification.objects.filter(alert=alert).count() == 1
+    hook = AlertDelivery.objects.get(alert=alert, channel="webhook")
+    assert (hook.status, hook.attempts) == ("sent", 2)

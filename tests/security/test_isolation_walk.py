@@ -55,6 +55,8 @@ NO_OBJECT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/inbox"): "the caller's own pending requests, found through its own "
     "memberships (probed: lists nothing of another org)",
     ("GET", "/api/health"): "liveness of the service, no tenant data",
+    ("POST", "/api/billing/stripe/webhook"): "Stripe's signed events, verified on the raw "
+    "body; names Stripe's own objects, which are re-read from Stripe",
     ("GET", "/api/admin/vault"): "platform staff only (404 to anyone else): key versions, counts",
     ("POST", "/api/admin/vault/rewrap"): "platform staff only (404 to anyone else): a job",
 }
@@ -330,6 +332,7 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
         ("ws_id",),
         lambda ids: {"workspace_id": ids["ws_id"], "reason": "pwned"},
     ),
+    ("POST", "/api/orgs/{org_slug}/billing/checkout"): ((), lambda ids: {"plan": "pro"}),
     ("POST", "/api/orgs/{org_slug}/alert-webhooks"): (
         (),
         lambda ids: {"url": "https://attacker.example/hook"},

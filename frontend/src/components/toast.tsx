@@ -4,12 +4,14 @@ import { createContext, useCallback, useContext, useMemo, useState, type ReactNo
 interface Toast {
   id: number;
   message: string;
-  kind: "success" | "error";
+  kind: "success" | "error" | "info";
 }
 
 interface ToastApi {
   success: (message: string) => void;
   error: (message: string) => void;
+  /** Neutral news (nothing went wrong, nothing was done): "Checkout cancelled". */
+  info: (message: string) => void;
 }
 
 const ToastContext = createContext<ToastApi | null>(null);
@@ -27,7 +29,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
     [dismiss],
   );
   const api = useMemo<ToastApi>(
-    () => ({ success: (m) => push("success", m), error: (m) => push("error", m) }),
+    () => ({ success: (m) => push("success", m), error: (m) => push("error", m), info: (m) => push("info", m) }),
     [push],
   );
   return (

@@ -38,6 +38,8 @@ export const can = {
   readAudit: isManager,
   /** Budgets, the kill switch and alert webhooks (billing members only watch the costs). */
   manageCosts: isManager,
+  /** Subscribe, change or cancel the plan (Stripe Checkout and portal); admins only see billing. */
+  manageBilling: (role: OrgRole | null | undefined) => role === "owner" || role === "billing",
   /** Only owners make or unmake owners. */
   grantOwner: (role: OrgRole | null | undefined) => role === "owner",
   /** Changing someone's role: managers, and only owners touch an owner's role. */

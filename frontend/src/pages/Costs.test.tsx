@@ -57,6 +57,7 @@ function budget(extra: Partial<Budget> = {}): Budget {
     spent_micros: 42_000_000,
     reserved_micros: 1_000_000,
     percent: 42,
+    plan_cap: false,
     created_at: "2026-03-01T00:00:00Z",
     ...extra,
   };
@@ -301,6 +302,20 @@ describe("costs page", () => {
     expect(calls.some((c) => c.method === "DELETE")).toBe(false);
     await userEvent.click(dialog.getByRole("button", { name: "Delete budget" }));
     await vi.waitFor(() => expect(calls.find((c) => c.method === "DELETE")?.path).toBe("/api/orgs/acme/budgets/b-1"));
+  });
+
+  it("shows the plan's spend cap without Disable or Delete: it follows the plan", async () => {
+    open({
+      routes: {
+        "GET /api/orgs/acme/budgets": {
+          body: [budget(), budget({ id: "b-cap", name: "Plan spend cap", plan_cap: true, thresholds: [80, 100] })],
+        },
+      },
+    });
+    const row = await screen.findByTestId("budget-Plan spend cap");
+    expect(row).toHaveTextContent("Set by the plan");
+    expect(within(row).queryByRole("button")).toBeNull();
+    expect(within(screen.getByTestId("budget-Monthly cap")).getByRole("button", { name: "Delete Monthly cap" })).toBeInTheDocument();
   });
 
   it("billing members see budgets and the kill switch's status, but cannot change them", async () => {

@@ -26,6 +26,7 @@ import {
   relativeTime,
 } from "../components/ui";
 import { useAsync, useSubmit, type Async } from "../lib/hooks";
+import { formatUsd } from "../lib/money";
 import { useOrg } from "../lib/org";
 import { can } from "../lib/permissions";
 
@@ -43,17 +44,8 @@ const RANGES = [7, 30, 90] as const;
 type RangeDays = (typeof RANGES)[number];
 const NO_WORKSPACES: Workspace[] = [];
 
-/** Micro-dollars as dollars: 2 decimals, or 4 under $1 (a single LLM call costs fractions of a cent). */
-export function formatUsd(micros: number): string {
-  const usd = micros / 1_000_000;
-  const digits = usd !== 0 && Math.abs(usd) < 1 ? 4 : 2;
-  return usd.toLocaleString("en-US", {
-    style: "currency",
-    currency: "USD",
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
+// Micro-dollars as dollars; shared with the billing page (lib/money keeps recharts out of its bundle).
+export { formatUsd };
 
 function formatCount(value: number): string {
   return value.toLocaleString("en-US");
@@ -382,22 +374,31 @@ function BudgetsSection({
                   </td>
                   {manager ? (
                     <td className="actions">
-                      <Button
-                        size="sm"
-                        busy={toggling === budget.id}
-                        onClick={() => toggle(budget)}
-                        aria-label={`${budget.enabled ? "Disable" : "Enable"} ${budget.name}`}
-                      >
-                        {budget.enabled ? "Disable" : "Enable"}
-                      </Button>
-                      <Button
-                        size="sm"
-                        variant="danger-ghost"
-                        onClick={() => setDeleting(budget)}
-                        aria-label={`Delete ${budget.name}`}
-                      >
-                        Delete
-                      </Button>
+                      {budget.plan_cap ? (
+                        // The plan's spend cap follows the plan: the server refuses to change it here.
+                        <span className="small muted" title="Change the plan on the billing page to change this cap">
+                          Set by the plan
+                        </span>
+                      ) : (
+                        <>
+                          <Button
+                            size="sm"
+                            busy={toggling === budget.id}
+                            onClick={() => toggle(budget)}
+                            aria-label={`${budget.enabled ? "Disable" : "Enable"} ${budget.name}`}
+                          >
+                            {budget.enabled ? "Disable" : "Enable"}
+                          </Button>
+                          <Button
+                            size="sm"
+                            variant="danger-ghost"
+                            onClick={() => setDeleting(budget)}
+                            aria-label={`Delete ${budget.name}`}
+                          >
+                            Delete
+                          </Button>
+                        </>
+                      )}
                     </td>
                   ) : null}
                 </tr>

@@ -15,6 +15,16 @@ function openConsole(role: OrgRole, path: string, me: Me = ME) {
       body: { id: "o-1", name: "Acme", slug: "acme", created_at: "2026-01-01T00:00:00Z", role },
     },
     "GET /api/orgs/acme/workspaces": { body: { results: [], next: null, previous: null } },
+    "GET /api/orgs/acme/billing": {
+      body: {
+        configured: false,
+        plan: null,
+        subscription_status: "",
+        current_period_end: null,
+        cancel_at_period_end: false,
+        plans: [],
+      },
+    },
   });
   render(
     <MemoryRouter initialEntries={[path]}>
@@ -50,6 +60,13 @@ describe("the organisation shell", () => {
     openConsole("billing", "/orgs/acme");
     expect(await screen.findByRole("heading", { name: "Billing", level: 1 })).toBeInTheDocument();
     expect(navLinks()).toEqual(["Costs", "Billing"]);
+    expect(await screen.findByText("Billing through Stripe is not set up on this server")).toBeInTheDocument();
+  });
+
+  it("opens billing for admins", async () => {
+    openConsole("admin", "/orgs/acme/billing");
+    expect(await screen.findByRole("heading", { name: "Billing", level: 1 })).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "Billing" })).toHaveAttribute("aria-current", "page");
   });
 
   it("opens the costs page for billing members, and not for members", async () => {

@@ -5,6 +5,7 @@ Production refuses to start with a development secret key.
 """
 
 from .base import *  # noqa: F403
+from .billing import *  # noqa: F403
 from .database import *  # noqa: F403
 from .email import *  # noqa: F403
 from .security import *  # noqa: F403
