@@ -71,6 +71,7 @@ class Budget(models.Model):
 
     class Action(models.TextChoices):
         BLOCK = "block", "refuse calls past the limit"
+        PAUSE = "pause", "pause the run until an owner approves more spend"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="budgets")

@@ -56,8 +56,10 @@ class BudgetIn(Schema):
     period: Literal["day", "week", "month"] = "month"
     limit_usd: Dollars
     thresholds: Thresholds = Field(default_factory=lambda: [50, 80, 100])
-    action: Literal["block"] = Field(
-        "block", description="at the limit, LLM calls in the scope are refused"
+    action: Literal["block", "pause"] = Field(
+        "block",
+        description="at the limit: `block` refuses LLM calls in the scope; `pause` makes the "
+        "run wait until a workspace owner approves more spend (its inbox)",
     )
 
 

@@ -96,6 +96,7 @@ class CostControl(PooledAdapter):
         provider: str,
         model: str,
         max_cost_micros: int,
+        approved: bool = False,
     ) -> None:
         amount = max(int(max_cost_micros), 0)
         pool = await self._open()
@@ -122,7 +123,17 @@ class CostControl(PooledAdapter):
                     (amount, period["id"], max(amount, 1), period["limit"]),
                 )
                 if cursor.rowcount == 0:
-                    raise engine.NodeError(await _refusal(conn, period, amount, provider, model))
+                    refusal = await _refusal(conn, period, amount, provider, model)
+                    if period["action"] != "pause":
+                        raise engine.NodeError(refusal)
+                    if not approved:
+                        raise engine.BudgetPaused(refusal)
+                    # A person approved spend past this budget for the step: held all the same.
+                    await conn.execute(
+                        "UPDATE billing_budgetperiod SET reserved_micros = reserved_micros + %s "
+                        "WHERE id = %s",
+                        (amount, period["id"]),
+                    )
             await conn.cursor().executemany(
                 "INSERT INTO billing_budgethold (period_id, run_key, node_id, call_index, "
                 "amount_micros, expires_at) VALUES (%s, %s, %s, %s, %s, "
@@ -224,7 +235,7 @@ async def _current_periods(
     just begun are created first (one read when they exist, as they mostly do)."""
     select = (
         "SELECT p.id, b.id, b.name, b.scope, b.period, b.limit_micros, b.thresholds, "  # noqa: S608
-        "p.period_start FROM billing_budget b LEFT JOIN billing_budgetperiod p "
+        "p.period_start, b.action FROM billing_budget b LEFT JOIN billing_budgetperiod p "
         f"ON p.budget_id = b.id AND p.period_start = {_CURRENT} WHERE {_COVERING}"
     )
     rows = await (await conn.execute(select, scope)).fetchall()
@@ -246,6 +257,7 @@ async def _current_periods(
             "limit": r[5],
             "thresholds": r[6],
             "start": r[7],
+            "action": r[8],
         }
         for r in rows
     ]

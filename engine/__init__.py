@@ -23,6 +23,7 @@ from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, allow_list, check_allow_entr
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
 from ._registry import (
+    BudgetPaused,
     CallBudget,
     DuplicateNodeType,
     Effect,
@@ -60,6 +61,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AnswerResult",
     "BadAllowEntry",
+    "BudgetPaused",
     "CallBudget",
     "Dag",
     "DuplicateNodeType",

@@ -25,6 +25,7 @@ from ._events import Event, EventType
 from ._human import HumanDesk, HumanHub
 from ._planner import Plan, plan, topological_order
 from ._registry import (
+    BudgetPaused,
     Effect,
     NodeContext,
     NodeError,
@@ -63,6 +64,8 @@ APPLICATION_VERSION = "fireflow-1"
 # DBOS numbers a workflow's steps from 1; the i-th effectful node (in step_order) owns step
 # FIRST_STEP_ID + i. Checked in every run, so a DBOS change cannot misplace forks silently.
 FIRST_STEP_ID = 1
+# How long a budget's request for more spend waits for an owner before the call is refused.
+BUDGET_APPROVAL_SECONDS = 7 * 24 * 3600
 # A run whose worker keeps dying is given up after this many recoveries.
 MAX_RECOVERY_ATTEMPTS = 5
 
@@ -304,7 +307,12 @@ async def _execute_node_step(
         refused = policy.refusal
     attempt = _Attempt(store, run_id, node["id"], emit)
     secrets = _StepSecrets(run_id, node["id"], meta)
-    meter = _StepMeter(run_id, node["id"], meta)
+    human = (
+        HumanDesk(store, _state.human, run_id, node["id"], meta.get("workspace"))
+        if _state is not None and _state.human is not None
+        else None
+    )
+    meter = _StepMeter(run_id, node["id"], meta, human)
     streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt, secrets)
     ctx = NodeContext(
         run_id=run_id,
@@ -316,11 +324,10 @@ async def _execute_node_step(
         streams=streams,
         secrets=secrets,
         # human-in-the-loop: the approval node's request and wait (engine/_human.py)
-        human=HumanDesk(store, _state.human, run_id, node["id"], meta.get("workspace"))
-        if _state is not None and _state.human is not None
-        else None,
+        human=human,
         budget=meter,
     )
+    meter.emit = ctx.emit  # a pause for approval is told in the run's events
     if refused is not None:
         await streams.finish({}, refused)
         raise NodeError(refused)
@@ -473,11 +480,16 @@ class _StepMeter:
     crash numbers its calls the same way), each held against the budgets before it is made
     (`NodeContext.budget`; the SpendGate port)."""
 
-    def __init__(self, run_id: str, node_id: str, meta: dict[str, Any]) -> None:
+    def __init__(
+        self, run_id: str, node_id: str, meta: dict[str, Any], human: HumanDesk | None
+    ) -> None:
         self._run_id = run_id
         self._node_id = node_id
         self._meta = meta
+        self._human = human
+        self._approved = False  # a person approved spend past pausing budgets in this step
         self.calls = 0  # calls that reported their usage
+        self.emit: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
     @contextlib.asynccontextmanager
     async def hold(self, provider: str, model: str, max_cost_micros: int) -> AsyncIterator[None]:
@@ -486,20 +498,65 @@ class _StepMeter:
             yield
             return
         index = self.calls + 1
-        await gate.reserve(
-            self._run_id,
-            self._node_id,
-            index,
-            self._meta,
-            provider=provider,
-            model=model,
-            max_cost_micros=max_cost_micros,
-        )
+
+        async def reserve() -> None:
+            await gate.reserve(
+                self._run_id,
+                self._node_id,
+                index,
+                self._meta,
+                provider=provider,
+                model=model,
+                max_cost_micros=max_cost_micros,
+                approved=self._approved,
+            )
+
+        try:
+            await reserve()
+        except BudgetPaused as paused:
+            await self._ask_for_more(str(paused))
+            self._approved = True
+            await reserve()
         try:
             yield
         finally:
             if self.calls < index:  # no usage reported: the call failed, free its hold
                 await asyncio.shield(gate.release(self._run_id, self._node_id, index))
+
+    async def _ask_for_more(self, refusal: str) -> None:
+        """Ask the workspace's owners to approve spend past the budget, and wait (durably:
+        the request is the step's own, and survives restarts); NodeError unless approved."""
+        if self._human is None:
+            raise NodeError(refusal)
+        request = {
+            "title": "Approve more LLM spend",
+            "message": refusal,
+            "data": None,
+            "approvers": {"role": "owner", "users": [], "caller": False},
+            "on_timeout": "reject",
+            "kind": "budget",
+        }
+        opened = await self._human.open(request, BUDGET_APPROVAL_SECONDS)
+        if self.emit is not None:
+            await self.emit(
+                EventType.HITL_REQUESTED,
+                {
+                    "title": request["title"],
+                    "message": refusal,
+                    "deadline": opened["deadline"],
+                    "approvers": request["approvers"],
+                },
+            )
+        decision = await self._human.wait()
+        if self.emit is not None:
+            await self.emit(
+                EventType.HITL_RESOLVED, {k: decision.get(k) for k in ("outcome", "by", "comment")}
+            )
+        if decision.get("outcome") != "approved":
+            who = f" by {decision['by']}" if decision.get("by") else ""
+            raise NodeError(
+                f"{refusal} More spend was not approved ({decision.get('outcome')}{who})."
+            )
 
 
 def _step_emitter(  # noqa: PLR0917 (one call site, in order of the step's own arguments)

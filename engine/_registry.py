@@ -168,10 +168,13 @@ class SpendGate(Protocol):
         provider: str,
         model: str,
         max_cost_micros: int,
+        approved: bool = False,
     ) -> None:
         """Hold `max_cost_micros` against every budget covering the call, all or none,
-        atomically; NodeError naming the budget (or kill switch) that refuses it. Holding the
-        same (run, node, call index) again, as a re-executed step does, replaces the hold."""
+        atomically; NodeError naming the budget (or kill switch) that refuses it, or
+        BudgetPaused when the budget that refuses it pauses for approval (`approved`: a
+        person approved spend past those). Holding the same (run, node, call index) again,
+        as a re-executed step does, replaces the hold."""
         ...
 
     async def release(self, run_id: str, node_id: str, call_index: int) -> None:
@@ -233,6 +236,11 @@ class ChildRuns(Protocol):
 
 class NodeError(Exception):
     """A node failed for a reason its user can act on (the message says which)."""
+
+
+class BudgetPaused(NodeError):
+    """A budget that pauses at its limit refused an LLM call: a person may approve more
+    spend (the step asks through its human-in-the-loop request, and waits)."""
 
 
 class NodeType:

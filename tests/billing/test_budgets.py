@@ -33,7 +33,7 @@ from billing.models import (
 from billing.worker import CostControl
 from flows.models import LLMUsage, Run
 from tenants.models import AuditEvent
-from tenants.roles import OrgRole
+from tenants.roles import OrgRole, WorkspaceRole
 from tests.factories import OrgFixture
 from tests.flows.test_flows_api import base, create_flow, wait_run
 
@@ -541,3 +541,63 @@ def test_an_alert_whose_worker_dies_mid_delivery_is_sent_by_another_once(
     assert Notification.objects.filter(alert=alert).count() == 1
     hook = AlertDelivery.objects.get(alert=alert, channel="webhook")
     assert (hook.status, hook.attempts) == ("sent", 2)
+
+
+def _wait_for_request(client: Any, org: OrgFixture, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = client.get(f"{base(org)}/runs/{run_id}/requests").json()
+        if found:
+            return dict(found[0])
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not ask for more spend")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pausing_budget_waits_for_an_owner_to_approve_more_spend(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    editor = org.add_member(OrgRole.MEMBER, email="eve.editor@example.com")
+    org.grant(editor, WorkspaceRole.EDITOR)
+    flow_id = create_flow(owner, org, RACE_FLOW)
+    budget = _budget(owner, org, limit_usd="0.0001", action="pause")  # below one call's hold
+
+    run = _start(client_for(editor), org, flow_id).json()
+    request = _wait_for_request(owner, org, run["id"])
+    assert request["title"] == "Approve more LLM spend"
+    assert "budget exceeded: 'Research daily'" in request["message"]
+    assert request["node_id"] == "ask"
+    assert client_for(editor).get(f"{base(org)}/runs/{run['id']}").json()["status"] == "running"
+    # The caller is not an approver (only owners of the workspace are).
+    denied = client_for(editor).post(
+        f"{base(org)}/runs/{run['id']}/requests/ask/answer",
+        {"decision": "approve"},
+        content_type="application/json",
+    )
+    assert denied.status_code == 403
+    approved = owner.post(
+        f"{base(org)}/runs/{run['id']}/requests/ask/answer",
+        {"decision": "approve", "comment": "ship it"},
+        content_type="application/json",
+    )
+    assert approved.status_code == 200, approved.content
+    assert wait_run(owner, org, run["id"])["status"] == "completed"
+    period = BudgetPeriod.objects.get(budget_id=budget["id"])
+    # The call was made once approved (its hold went past the limit) and is paid for.
+    recorded = LLMUsage.objects.filter(run_id=run["id"]).aggregate(s=Sum("cost_micros"))["s"]
+    assert period.spent_micros == recorded > 0
+    assert period.reserved_micros == 0
+
+    refused_run = _start(owner, org, flow_id).json()
+    _wait_for_request(owner, org, refused_run["id"])
+    owner.post(
+        f"{base(org)}/runs/{refused_run['id']}/requests/ask/answer",
+        {"decision": "reject", "comment": "not this month"},
+        content_type="application/json",
+    )
+    ended = wait_run(owner, org, refused_run["id"])
+    assert ended["status"] == "failed"
+    assert "budget exceeded" in ended["error"]
+    assert "not approved (rejected by" in ended["error"]
+    assert BudgetPeriod.objects.get(budget_id=budget["id"]).spent_micros == period.spent_micros

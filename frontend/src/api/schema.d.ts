@@ -1473,11 +1473,11 @@ export interface components {
         BudgetIn: {
             /**
              * Action
-             * @description at the limit, LLM calls in the scope are refused
+             * @description at the limit: `block` refuses LLM calls in the scope; `pause` makes the run wait until a workspace owner approves more spend (its inbox)
              * @default block
-             * @constant
+             * @enum {string}
              */
-            action: "block";
+            action: "block" | "pause";
             /**
              * Flow Id
              * @description scope flow: which one

@@ -222,6 +222,8 @@ describe("costs page", () => {
     await userEvent.selectOptions(budgetForm().getByLabelText("Period"), "week");
     await userEvent.type(budgetForm().getByLabelText("Limit (USD)"), "25.50");
     expect(budgetForm().getByLabelText("Alert at (% of limit)")).toHaveValue("50, 80, 100");
+    expect(budgetForm().getByLabelText("At the limit")).toHaveValue("block");
+    await userEvent.selectOptions(budgetForm().getByLabelText("At the limit"), "pause");
     await userEvent.click(budgetForm().getByRole("button", { name: "Create budget" }));
 
     await vi.waitFor(() => expect(calls.some((c) => c.method === "POST")).toBe(true));
@@ -234,7 +236,7 @@ describe("costs page", () => {
       period: "week",
       limit_usd: "25.50",
       thresholds: [50, 80, 100],
-      action: "block",
+      action: "pause",
     });
     expect(await screen.findByText("Budget Research cap set.")).toBeInTheDocument();
   });

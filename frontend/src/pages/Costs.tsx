@@ -451,6 +451,7 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
   const [period, setPeriod] = useState<BudgetIn["period"]>("month");
   const [limit, setLimit] = useState("");
   const [thresholds, setThresholds] = useState("50, 80, 100");
+  const [action, setAction] = useState<BudgetIn["action"]>("block");
   const submit = useSubmit(BUDGET_INPUTS);
 
   const members = useAsync(
@@ -485,7 +486,7 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
           thresholds: "Whole percents, separated by commas (e.g. 50, 80, 100).",
         });
       }
-      const body: BudgetIn = { name, scope, period, limit_usd: limit.trim(), thresholds: parsed, action: "block" };
+      const body: BudgetIn = { name, scope, period, limit_usd: limit.trim(), thresholds: parsed, action };
       if (scope === "workspace") body.workspace_id = workspaceId || null;
       if (scope === "user") body.user_id = userId || null;
       if (scope === "flow") body.flow_id = flowId || null;
@@ -613,6 +614,16 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
           error={submit.fields.thresholds}
           hint="Comma-separated percents."
         />
+        <SelectField
+          label="At the limit"
+          name="action"
+          value={action}
+          onChange={(e) => setAction(e.target.value as BudgetIn["action"])}
+          error={submit.fields.action}
+        >
+          <option value="block">Refuse LLM calls</option>
+          <option value="pause">Pause the run for an owner's approval</option>
+        </SelectField>
       </div>
       <div className="form-actions">
         <Button type="submit" variant="primary" busy={submit.busy}>
