@@ -54,15 +54,24 @@ class UsageRollup(models.Model):
         return f"{self.day} {self.provider}/{self.model}"
 
 
+_TARGETS = ("workspace", "user", "flow", "app")
+
+
+def _only(target: str | None = None) -> dict[str, bool]:
+    """The lookups of a budget whose scope names `target` (or nothing): that one is set."""
+    return {f"{name}__isnull": name != target for name in _TARGETS}
+
+
 class Budget(models.Model):
-    """A spending limit on LLM calls for a scope (the organisation, a workspace, a member or
-    a flow) per day, week or month, with alert thresholds in percent of the limit."""
+    """A spending limit on LLM calls for a scope (the organisation, a workspace, a member, a
+    flow or a mini-app) per day, week or month, with alert thresholds in percent of the limit."""
 
     class Scope(models.TextChoices):
         ORG = "org", "organisation"
         WORKSPACE = "workspace", "workspace"
         USER = "user", "member"
         FLOW = "flow", "flow"
+        APP = "app", "mini-app"
 
     class Period(models.TextChoices):
         DAY = "day"
@@ -90,6 +99,9 @@ class Budget(models.Model):
     flow = models.ForeignKey(
         Flow, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    app = models.ForeignKey(
+        "miniapps.App", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     period = models.CharField(max_length=5, choices=Period.choices)
     limit_micros = models.BigIntegerField()
     thresholds = models.JSONField(default=list)  # percents, ascending, e.g. [50, 80, 100]
@@ -110,21 +122,11 @@ class Budget(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    models.Q(
-                        scope="org", workspace__isnull=True, user__isnull=True, flow__isnull=True
-                    )
-                    | models.Q(
-                        scope="workspace",
-                        workspace__isnull=False,
-                        user__isnull=True,
-                        flow__isnull=True,
-                    )
-                    | models.Q(
-                        scope="user", workspace__isnull=True, user__isnull=False, flow__isnull=True
-                    )
-                    | models.Q(
-                        scope="flow", workspace__isnull=True, user__isnull=True, flow__isnull=False
-                    )
+                    models.Q(scope="org", **_only())
+                    | models.Q(scope="workspace", **_only("workspace"))
+                    | models.Q(scope="user", **_only("user"))
+                    | models.Q(scope="flow", **_only("flow"))
+                    | models.Q(scope="app", **_only("app"))
                 ),
                 name="budget_scope_target",
             ),

@@ -49,10 +49,11 @@ class CostsOut(Schema):
 
 class BudgetIn(Schema):
     name: Name
-    scope: Literal["org", "workspace", "user", "flow"]
+    scope: Literal["org", "workspace", "user", "flow", "app"]
     workspace_id: UUID | None = Field(None, description="scope workspace: which one")
     user_id: UUID | None = Field(None, description="scope user: which member")
     flow_id: UUID | None = Field(None, description="scope flow: which one")
+    app_id: UUID | None = Field(None, description="scope app: which mini-app")
     period: Literal["day", "week", "month"] = "month"
     limit_usd: Dollars
     thresholds: Thresholds = Field(default_factory=lambda: [50, 80, 100])
@@ -74,7 +75,7 @@ class BudgetOut(Schema):
     id: UUID
     name: str
     scope: str
-    target_id: str | None = Field(description="the workspace, member or flow it covers")
+    target_id: str | None = Field(description="the workspace, member, flow or mini-app it covers")
     target_label: str
     period: str
     limit_micros: int

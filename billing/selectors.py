@@ -96,7 +96,7 @@ def budget_list(*, ctx: OrgContext) -> list[dict[str, Any]]:
     require_cost_viewer(ctx)
     budgets = list(
         Budget.objects.filter(org=ctx.org)
-        .select_related("workspace", "user", "flow")
+        .select_related("workspace", "user", "flow", "app")
         .order_by("name", "created_at")
     )
     return budget_views(budgets)
@@ -106,7 +106,7 @@ def budget_get(*, ctx: OrgContext, budget_id: UUID) -> Budget:
     require_cost_viewer(ctx)
     budget = (
         Budget.objects.filter(org=ctx.org, id=budget_id)
-        .select_related("workspace", "user", "flow")
+        .select_related("workspace", "user", "flow", "app")
         .first()
     )
     if budget is None:
@@ -160,6 +160,8 @@ def _target(budget: Budget) -> tuple[str | None, str]:
         return str(budget.user_id), f"member {budget.user.email}"
     if budget.flow is not None:
         return str(budget.flow_id), f"flow {budget.flow.name}"
+    if budget.app is not None:
+        return str(budget.app_id), f"app {budget.app.title}"
     return None, "the whole organisation"
 
 

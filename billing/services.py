@@ -13,6 +13,7 @@ from django.utils import timezone
 from fireflow.errors import Conflict, InvalidInput, NotFound
 from flows import engine_bridge
 from flows.models import Flow, Run
+from miniapps.models import App
 from tenants.audit import audit_record
 from tenants.context import OrgContext
 from tenants.models import Membership, Workspace
@@ -56,6 +57,7 @@ def budget_create(
     workspace_id: UUID | None = None,
     user_id: UUID | None = None,
     flow_id: UUID | None = None,
+    app_id: UUID | None = None,
 ) -> Budget:
     require_cost_manager(ctx, "set budgets")
     budget = Budget(
@@ -68,7 +70,9 @@ def budget_create(
         action=action,
         created_by=ctx.user,
     )
-    _set_target(ctx, budget, workspace_id=workspace_id, user_id=user_id, flow_id=flow_id)
+    _set_target(
+        ctx, budget, workspace_id=workspace_id, user_id=user_id, flow_id=flow_id, app_id=app_id
+    )
     budget.save(force_insert=True)
     audit_record(
         org=ctx.org,
@@ -90,9 +94,10 @@ def _set_target(
     workspace_id: UUID | None,
     user_id: UUID | None,
     flow_id: UUID | None,
+    app_id: UUID | None = None,
 ) -> None:
     """The one target the scope names, checked to belong to the organisation."""
-    wanted = {"workspace": workspace_id, "user": user_id, "flow": flow_id}
+    wanted = {"workspace": workspace_id, "user": user_id, "flow": flow_id, "app": app_id}
     for field, value in wanted.items():
         if value is not None and field != budget.scope:
             raise InvalidInput(
@@ -115,11 +120,14 @@ def _set_target(
         first = member.first()
         budget.user = first.user if first else None
         found = first is not None
-    else:
+    elif budget.scope == Budget.Scope.FLOW:
         budget.flow = Flow.objects.filter(workspace__org=ctx.org, id=value).first()
         found = budget.flow is not None
+    else:
+        budget.app = App.objects.filter(org=ctx.org, id=value).first()
+        found = budget.app is not None
     if not found:  # another organisation's ids answer 404, like every route
-        raise NotFound(f"No {budget.scope} with this id in this organisation.")
+        raise NotFound(f"No {budget.get_scope_display()} with this id in this organisation.")
 
 
 @transaction.atomic

@@ -36,12 +36,14 @@ ALERT_CHANNEL = "fireflow_alerts"
 # Who is told of a budget alert by email: the members who watch costs.
 COST_ROLES = ("owner", "admin", "billing")
 
-# The budgets covering a call of a run (org, workspace, caller and flow of the run).
+# The budgets covering a call of a run (org, workspace, caller and flow of the run, and the
+# mini-app a visitor started it through).
 _COVERING = (
     "b.org_id = %(org)s AND b.enabled AND (b.scope = 'org' "
     "OR (b.scope = 'workspace' AND b.workspace_id = %(ws)s) "
     "OR (b.scope = 'user' AND b.user_id = %(user)s) "
-    "OR (b.scope = 'flow' AND b.flow_id = %(flow)s))"
+    "OR (b.scope = 'flow' AND b.flow_id = %(flow)s) "
+    "OR (b.scope = 'app' AND b.app_id = %(app)s))"
 )
 _CURRENT = "date_trunc(b.period, now(), 'UTC')"
 
@@ -64,8 +66,9 @@ class CostControl(PooledAdapter):
         if root is None:
             return None
         cursor = await conn.execute(
-            "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id, k.reason, kw.name "
+            "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id, k.reason, kw.name, a.app_id "
             "FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
+            "LEFT JOIN miniapps_apprun a ON a.run_id = r.id "
             "LEFT JOIN LATERAL (SELECT reason, workspace_id FROM billing_killswitch "
             "  WHERE org_id = w.org_id AND lifted_at IS NULL "
             "  AND (workspace_id IS NULL OR workspace_id = r.workspace_id) "
@@ -82,7 +85,7 @@ class CostControl(PooledAdapter):
             raise engine.NodeError(
                 f"halted by the kill switch on {where}: {row[4]} (an admin lifts it in the console)"
             )
-        return {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3]}
+        return {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3], "app": row[6]}
 
     # engine.SpendGate ---------------------------------------------------------------------
 
@@ -182,7 +185,8 @@ class CostControl(PooledAdapter):
                 "FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
                 "WHERE r.id = %s "
                 "ON CONFLICT (run_key, node_id, call_index) DO NOTHING "
-                "RETURNING organization_id, workspace_id, flow_id, caller_id",
+                "RETURNING organization_id, workspace_id, flow_id, caller_id, "
+                "(SELECT a.app_id FROM miniapps_apprun a WHERE a.run_id = flows_llmusage.run_id)",
                 (
                     run_id,
                     node_id,
@@ -202,7 +206,7 @@ class CostControl(PooledAdapter):
                     "usage %s/%s#%d already recorded or run unknown", run_id, node_id, call_index
                 )
                 return
-            scope = {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3]}
+            scope = {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3], "app": row[4]}
             await conn.execute(
                 "INSERT INTO billing_usagerollup (org_id, workspace_id, flow_id, user_id, "
                 "provider, model, day, calls, input_tokens, output_tokens, cost_micros) "

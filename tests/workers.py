@@ -16,7 +16,7 @@ import pytest
 
 from tests.engine.harness import Worker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

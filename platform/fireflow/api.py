@@ -9,7 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 
 from billing.api import router as costs_router
 from billing.api import stripe_router
-from fireflow.errors import ServiceError
+from fireflow.errors import RateLimited, ServiceError
 from flows.api import (
     catalogue_router,
     flows_router,
@@ -18,6 +18,7 @@ from flows.api import (
     node_rules_router,
     runs_router,
 )
+from miniapps.api import apps_router, public_router
 from tenants.api import (
     auth_router,
     invitation_router,
@@ -109,7 +110,10 @@ def error_response(
 
 @api.exception_handler(ServiceError)
 def _service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
-    return error_response(request, exc.status, exc.detail, exc.code, exc.fields)
+    response = error_response(request, exc.status, exc.detail, exc.code, exc.fields)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(ValidationError)
@@ -192,6 +196,8 @@ api.add_router("/inbox", inbox_router)
 api.add_router("/orgs/{org_slug}/secrets", personal_secrets_router)
 api.add_router("/orgs/{org_slug}", costs_router)
 api.add_router("/billing/stripe", stripe_router)
+api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/apps", apps_router)
+api.add_router("/apps", public_router)
 api.add_router("/admin/vault", vault_admin_router)
 api.add_router("/orgs/{org_slug}/workspaces/{ws_id}/secrets", shared_secrets_router)
 

@@ -49,3 +49,7 @@ class InvalidInput(ServiceError):
 class RateLimited(ServiceError):
     status = 429
     code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after

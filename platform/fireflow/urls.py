@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
+from miniapps.views import app_page
+
 from . import views
 from .api import api
 
@@ -12,5 +14,6 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/.*$", views.api_not_found),
     path("django-admin/", admin.site.urls),
+    path("apps/<slug:org_slug>/<slug:app_slug>", app_page),
     re_path(r"^(?!static/).*$", views.console),
 ]

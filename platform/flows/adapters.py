@@ -96,11 +96,17 @@ class WorkspacePolicy(PooledAdapter):
 async def _run_people(
     conn: AsyncConnection[Any], run_id: str, meta: Mapping[str, Any]
 ) -> tuple[str | None, str | None, str | None]:
-    """(flow owner, caller, API key) of the run a user started, else of `meta`."""
+    """(flow owner, caller, API key) of the run a user started, else of `meta`. A mini-app's
+    visitor holds no workspace role: the rules judge the app's publisher (the flow owner)
+    in the caller's place."""
     root = root_run_id(run_id)
     if root is not None:
         cursor = await conn.execute(
-            "SELECT flow_owner_id, caller_id, api_key_id FROM flows_run WHERE id = %s", (root,)
+            "SELECT r.flow_owner_id, "
+            "CASE WHEN a.run_id IS NULL THEN r.caller_id ELSE r.flow_owner_id END, "
+            "r.api_key_id FROM flows_run r LEFT JOIN miniapps_apprun a ON a.run_id = r.id "
+            "WHERE r.id = %s",
+            (root,),
         )
         row = await cursor.fetchone()
         if row is not None:

@@ -79,14 +79,17 @@ def version_get(*, wctx: WorkspaceContext, flow_id: UUID, version_hash: str) -> 
     return version
 
 
+def with_status(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """`runs` with what RunOut shows: their status from DBOS's tables, flow and people."""
+    return runs.select_related("flow", "flow_version", "caller", "flow_owner").annotate(
+        dbos_status=_DBOS_STATUS, result_status=_RESULT_STATUS
+    )
+
+
 def run_list(
     *, wctx: WorkspaceContext, flow_id: UUID | None = None, status: str | None = None
 ) -> QuerySet[Run]:
-    runs = (
-        Run.objects.filter(workspace=wctx.workspace)
-        .select_related("flow", "flow_version", "caller", "flow_owner")
-        .annotate(dbos_status=_DBOS_STATUS, result_status=_RESULT_STATUS)
-    )
+    runs = with_status(Run.objects.filter(workspace=wctx.workspace))
     if flow_id:
         runs = runs.filter(flow_id=flow_id)
     if status in ("completed", "failed"):
@@ -95,7 +98,7 @@ def run_list(
             | Q(dbos_status__in=[k for k, v in _STATUS.items() if v == status and k != "SUCCESS"])
         )
     elif status:
-        runs = runs.filter(dbos_status__in=[k for k, v in _STATUS.items() if v == status])
+        runs = runs.filter(Q(dbos_status__in=[k for k, v in _STATUS.items() if v == status]))
     return runs
 
 

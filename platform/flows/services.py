@@ -3,6 +3,7 @@ good version) and runs (the Run row and the engine's queue entry commit together
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from billing.services import refuse_if_halted
 from fireflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.audit import audit_record
 from tenants.context import WorkspaceContext
+from tenants.models import Workspace
 from tenants.roles import WorkspaceRole
 
 from . import engine_bridge
@@ -24,10 +26,13 @@ from .selectors import flow_get, member_role, node_rule_issues, node_rules, run_
 
 def _require_active(wctx: WorkspaceContext) -> None:
     """An archived workspace is read-only: restore it to build or run again."""
-    if wctx.workspace.archived_at is not None:
+    _require_active_workspace(wctx.workspace)
+
+
+def _require_active_workspace(workspace: Workspace) -> None:
+    if workspace.archived_at is not None:
         raise Conflict(
-            f"The workspace '{wctx.workspace.name}' is archived: restore it to edit or run "
-            "its flows.",
+            f"The workspace '{workspace.name}' is archived: restore it to edit or run its flows.",
             code="workspace_archived",
         )
 
@@ -207,14 +212,7 @@ def run_start(
         version = flow.current_version
         if version is None:
             raise Conflict("The flow has no saved version yet: save it first.", code="no_version")
-    try:
-        engine.check_run_inputs(engine.parse_flow(version.document), inputs)
-    except engine.FlowInvalid as exc:
-        raise InvalidInput(
-            "The run's inputs do not fit the flow: " + "; ".join(i.message for i in exc.issues),
-            code="invalid_inputs",
-            fields=issues_to_fields(exc.issues),
-        ) from None
+    _check_inputs(version, inputs)
     subflows = pin_subflows(wctx.workspace.id, version.document)
     _check_node_rules_for_run(wctx, version, [version.document, *subflows.values()])
     try:
@@ -238,6 +236,58 @@ def run_start(
             raise
         return existing, False
     return run, True
+
+
+def _check_inputs(version: FlowVersion, inputs: dict[str, Any]) -> None:
+    try:
+        engine.check_run_inputs(engine.parse_flow(version.document), inputs)
+    except engine.FlowInvalid as exc:
+        raise InvalidInput(
+            "The run's inputs do not fit the flow: " + "; ".join(i.message for i in exc.issues),
+            code="invalid_inputs",
+            fields=issues_to_fields(exc.issues),
+        ) from None
+
+
+def app_run_start(
+    *,
+    workspace: Workspace,
+    version: FlowVersion,
+    owner_id: UUID | None,
+    caller_id: UUID | None,
+    inputs: dict[str, Any],
+    link: Callable[[Run], object],
+) -> Run:
+    """Start a run of a published mini-app's version for a visitor: the visitor is the
+    caller (None for anonymous visitors and app keys), the flow runs as `owner_id` (who
+    published it), whose role the node rules judge (visitors hold no workspace role).
+    `link(run)` records the visitor in the run's transaction."""
+    _require_active_workspace(workspace)
+    refuse_if_halted(workspace)
+    _check_inputs(version, inputs)
+    subflows = pin_subflows(workspace.id, version.document)
+    rules = node_rules(workspace=workspace)
+    if rules:
+        role = member_role(workspace=workspace, user_id=owner_id)
+        whose = [(f"the app's publisher ({role or 'no longer a member'})", role)]
+        refused: dict[str, str] = {}
+        for document in [version.document, *subflows.values()]:
+            for node_id, message in rules_.document_refusals(rules, document, whose).items():
+                refused.setdefault(f"nodes.{node_id}", message)
+        if refused:
+            raise _nodes_refused("This app cannot run: ", refused, InvalidInput)
+    with transaction.atomic():
+        run = Run.objects.create(
+            workspace=workspace,
+            flow_id=version.flow_id,
+            flow_version=version,
+            flow_owner_id=owner_id,
+            caller_id=caller_id,
+            inputs=inputs,
+        )
+        link(run)
+        _enqueue(run, version.document, subflows)
+    return run
 
 
 def _check_node_rules_for_run(

@@ -185,6 +185,45 @@ def _webhook(fx: OrgFixture, workspace: Workspace) -> str:
 
 
 ID_MAKERS.update(budget_id=_budget, switch_id=_kill_switch, webhook_id=_webhook)
+
+
+# --- mini-apps -------------------------------------------------------------------------------
+
+_apps: dict[Any, Any] = {}
+
+
+def _app(fx: OrgFixture, workspace: Workspace) -> Any:
+    """A members-only app of the organisation (a public app is public by design: anyone may
+    open it, which tests/miniapps covers; here, an outsider must find nothing)."""
+    from miniapps import services as app_services
+
+    if workspace.id not in _apps:
+        wctx = access_workspace(fx.owner_ctx(), workspace.id)
+        _apps[workspace.id] = app_services.app_publish(
+            wctx=wctx,
+            flow_id=_flow(fx, workspace).id,
+            slug=f"app-{fx.org.slug}",
+            title=f"Victim app {fx.org.slug}",
+            access="members",
+        )
+    return _apps[workspace.id]
+
+
+def _app_key(fx: OrgFixture, workspace: Workspace) -> str:
+    from miniapps import services as app_services
+
+    wctx = access_workspace(fx.owner_ctx(), workspace.id)
+    key, _new = app_services.key_create(
+        wctx=wctx, app_id=_app(fx, workspace).id, name=f"victim app key {fx.org.slug}"
+    )
+    return str(key.id)
+
+
+ID_MAKERS.update(
+    app_id=lambda fx, ws: str(_app(fx, ws).id),
+    app_slug=lambda fx, ws: _app(fx, ws).slug,
+    app_key_id=_app_key,
+)
 # `token` is a secret, not an id: the walk tries A's invitation id and its stored digest,
 # neither of which may work as the token.
 TOKEN_PARAM = "token"
@@ -337,6 +376,22 @@ BODIES: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Ids], dict[str, A
         (),
         lambda ids: {"url": "https://attacker.example/hook"},
     ),
+    ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/apps"): (
+        ("flow_id",),
+        lambda ids: {"flow_id": ids["flow_id"], "slug": "pwned", "title": "Pwned"},
+    ),
+    ("PATCH", "/api/orgs/{org_slug}/workspaces/{ws_id}/apps/{app_id}"): (
+        ("version_hash",),
+        lambda ids: {"version": ids["version_hash"], "access": "public", "title": "Pwned"},
+    ),
+    ("POST", "/api/orgs/{org_slug}/workspaces/{ws_id}/apps/{app_id}/keys"): (
+        (),
+        lambda ids: {"name": "exfil"},
+    ),
+    ("POST", "/api/apps/{org_slug}/{app_slug}/runs"): (
+        (),
+        lambda ids: {"inputs": {"name": "mallory"}},
+    ),
     ("POST", "/api/invitations/{token}/signup"): (
         (),
         lambda ids: {"name": "Mallory", "password": "mallory-long-passphrase-1"},
@@ -386,6 +441,8 @@ def _victim() -> Tenant:
             "victim-key-",  # the victim's secrets' names
             "victim budget",  # a budget of the victim's
             "hooks.example.com",  # the victim's alert webhook
+            "Victim app",  # the victim's mini-app
+            "victim app key",
         ],
     )
 

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "flows",
     "vault",
     "billing",
+    "miniapps",
     "fireflow",
 ]
 
