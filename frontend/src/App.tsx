@@ -5,6 +5,7 @@ import { homeSection } from "./lib/permissions";
 import { Spinner } from "./components/ui";
 import { AcceptInvitationPage } from "./pages/AcceptInvitation";
 import { ApiKeysPage } from "./pages/ApiKeys";
+import { AppPage, WorkspaceAppsPage } from "./pages/Apps";
 import { AuditPage } from "./pages/Audit";
 import { BillingPage } from "./pages/Billing";
 import { InboxPage } from "./pages/Inbox";
@@ -24,6 +25,10 @@ import { useOrg } from "./lib/org";
 
 // The costs page carries the chart library: loaded when first opened, in its own chunk.
 const CostsPage = lazy(() => import("./pages/Costs").then((m) => ({ default: m.CostsPage })));
+// The flow builder carries the canvas and form libraries: its own chunk too.
+const FlowBuilderPage = lazy(() => import("./pages/FlowBuilder").then((m) => ({ default: m.FlowBuilderPage })));
+// A published app's public page: outside the console, for visitors; its own chunk.
+const MiniAppPage = lazy(() => import("./pages/MiniApp").then((m) => ({ default: m.MiniAppPage })));
 
 /** `/`: the first organisation's home, or the login page. */
 function Home() {
@@ -78,6 +83,7 @@ export function AppRoutes() {
       <Route path="/reset-password" element={<ResetPasswordPage />} />
       <Route path="/verify-email" element={<VerifyEmailPage />} />
       <Route path="/invitations/:token" element={<AcceptInvitationPage />} />
+      <Route path="/apps/:org/:slug" element={<Suspense fallback={<Spinner />}><MiniAppPage /></Suspense>} />
       <Route
         path="/orgs/:slug"
         element={
@@ -89,8 +95,11 @@ export function AppRoutes() {
         <Route index element={<OrgHome />} />
         <Route path="workspaces" element={<SectionGuard section="workspaces"><WorkspacesPage /></SectionGuard>} />
         <Route path="workspaces/:wsId" element={<SectionGuard section="workspaces"><WorkspaceDetailPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId/flows/:flowId" element={<SectionGuard section="workspaces"><Suspense fallback={<Spinner />}><FlowBuilderPage /></Suspense></SectionGuard>} />
         <Route path="workspaces/:wsId/runs" element={<SectionGuard section="workspaces"><WorkspaceRunsPage /></SectionGuard>} />
         <Route path="workspaces/:wsId/runs/:runId" element={<SectionGuard section="workspaces"><RunPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId/apps" element={<SectionGuard section="workspaces"><WorkspaceAppsPage /></SectionGuard>} />
+        <Route path="workspaces/:wsId/apps/:appId" element={<SectionGuard section="workspaces"><AppPage /></SectionGuard>} />
         <Route path="inbox" element={<InboxPage />} />
         <Route path="members" element={<SectionGuard section="members"><MembersPage /></SectionGuard>} />
         <Route path="invitations" element={<SectionGuard section="invitations"><InvitationsPage /></SectionGuard>} />

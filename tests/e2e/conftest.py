@@ -81,9 +81,11 @@ def new_page(request: pytest.FixtureRequest, browser, live_server, e2e_settings)
     contexts = []
     pages: list[tuple[str, object]] = []
 
-    def open_page(who: str) -> object:
+    def open_page(who: str, base_url: str | None = None) -> object:
+        """`base_url`: another server than the live one, e.g. daphne (`web_server`), which
+        streams a run's events as they come (the live server, WSGI, sends them at its end)."""
         context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1360, "height": 900}
+            base_url=base_url or live_server.url, viewport={"width": 1360, "height": 900}
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -108,4 +110,4 @@ def new_page(request: pytest.FixtureRequest, browser, live_server, e2e_settings)
         context.close()
 
 
-NewPage = Callable[[str], object]
+NewPage = Callable[..., object]

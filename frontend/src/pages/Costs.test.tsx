@@ -241,6 +241,42 @@ describe("costs page", () => {
     expect(await screen.findByText("Budget Research cap set.")).toBeInTheDocument();
   });
 
+  it("creates a mini-app budget: picks the app among the workspace's apps and posts its app_id", async () => {
+    const { calls } = open({
+      routes: {
+        "GET /api/orgs/acme/workspaces/ws-1/apps": {
+          body: [{ id: "a-1", title: "Support bot", slug: "support-bot" }],
+        },
+        "POST /api/orgs/acme/budgets": (request) => ({
+          status: 201,
+          body: budget({ id: "b-3", name: (request.body as { name: string }).name, scope: "app" }),
+        }),
+      },
+    });
+    await screen.findByTestId("budget-Monthly cap");
+
+    await userEvent.type(budgetForm().getByLabelText("Name"), "Support bot cap");
+    await userEvent.selectOptions(budgetForm().getByLabelText("Scope"), "app");
+    expect(budgetForm().getByLabelText("Mini-app")).toBeDisabled();
+    await userEvent.selectOptions(budgetForm().getByLabelText("Workspace"), "ws-1");
+    const picker = budgetForm().getByLabelText("Mini-app");
+    await within(picker).findByRole("option", { name: "Support bot (/apps/acme/support-bot)" });
+    await userEvent.selectOptions(picker, "a-1");
+    await userEvent.type(budgetForm().getByLabelText("Limit (USD)"), "5");
+    await userEvent.click(budgetForm().getByRole("button", { name: "Create budget" }));
+
+    expect(await screen.findByText("Budget Support bot cap set.")).toBeInTheDocument();
+    expect(calls.find((c) => c.method === "POST")!.body).toEqual({
+      name: "Support bot cap",
+      scope: "app",
+      app_id: "a-1",
+      period: "month",
+      limit_usd: "5",
+      thresholds: [50, 80, 100],
+      action: "block",
+    });
+  });
+
   it("shows the server's field errors (422) beside the budget inputs", async () => {
     const { calls } = open({
       routes: {

@@ -437,7 +437,7 @@ function BudgetsSection({
   );
 }
 
-const BUDGET_INPUTS = ["name", "scope", "workspace_id", "user_id", "flow_id", "period", "limit_usd", "thresholds"];
+const BUDGET_INPUTS = ["name", "scope", "workspace_id", "user_id", "flow_id", "app_id", "period", "limit_usd", "thresholds"];
 
 function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onCreated: () => void }) {
   const { org } = useOrg();
@@ -448,6 +448,7 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
   const [workspaceId, setWorkspaceId] = useState("");
   const [userId, setUserId] = useState("");
   const [flowId, setFlowId] = useState("");
+  const [appId, setAppId] = useState("");
   const [period, setPeriod] = useState<BudgetIn["period"]>("month");
   const [limit, setLimit] = useState("");
   const [thresholds, setThresholds] = useState("50, 80, 100");
@@ -476,6 +477,18 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
         : Promise.resolve([]),
     [org.slug, scope, workspaceId],
   );
+  // Apps are listed per workspace: the workspace picker narrows them, as it does flows.
+  const apps = useAsync(
+    () =>
+      scope === "app" && workspaceId
+        ? call(() =>
+            api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/apps", {
+              params: { path: { org_slug: org.slug, ws_id: workspaceId } },
+            }),
+          )
+        : Promise.resolve([]),
+    [org.slug, scope, workspaceId],
+  );
 
   const onSubmit = async (event: FormEvent) => {
     event.preventDefault();
@@ -490,6 +503,7 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
       if (scope === "workspace") body.workspace_id = workspaceId || null;
       if (scope === "user") body.user_id = userId || null;
       if (scope === "flow") body.flow_id = flowId || null;
+      if (scope === "app") body.app_id = appId || null;
       const created = await call(() =>
         api.POST("/api/orgs/{org_slug}/budgets", { params: { path: { org_slug: org.slug } }, body }),
       ).catch((err: unknown) => {
@@ -510,6 +524,7 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
       onChange={(e) => {
         setWorkspaceId(e.target.value);
         setFlowId("");
+        setAppId("");
       }}
       error={scope === "workspace" ? submit.fields.workspace_id : undefined}
     >
@@ -548,8 +563,9 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
           <option value="workspace">A workspace</option>
           <option value="user">A member</option>
           <option value="flow">A flow</option>
+          <option value="app">A mini-app</option>
         </SelectField>
-        {scope === "workspace" || scope === "flow" ? workspacePicker : null}
+        {scope === "workspace" || scope === "flow" || scope === "app" ? workspacePicker : null}
         {scope === "user" ? (
           <SelectField
             label="Member"
@@ -579,6 +595,24 @@ function NewBudgetForm({ workspaces, onCreated }: { workspaces: Workspace[]; onC
             {(flows.data ?? []).map((f) => (
               <option key={f.id} value={f.id}>
                 {f.name}
+              </option>
+            ))}
+          </SelectField>
+        ) : null}
+        {scope === "app" ? (
+          <SelectField
+            label="Mini-app"
+            name="app_id"
+            value={appId}
+            onChange={(e) => setAppId(e.target.value)}
+            error={submit.fields.app_id}
+            disabled={!workspaceId}
+            hint="Caps the LLM calls of its visitors' runs."
+          >
+            <option value="">{workspaceId ? "Choose a mini-app" : "Choose a workspace first"}</option>
+            {(apps.data ?? []).map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.title} (/apps/{org.slug}/{a.slug})
               </option>
             ))}
           </SelectField>

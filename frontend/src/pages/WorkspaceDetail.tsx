@@ -1,14 +1,59 @@
-import { useState } from "react";
-import { Link, useParams } from "react-router";
-import { api, call, type WorkspaceMember, type WorkspaceRole } from "../api/client";
-import { DataTable, LoadState } from "../components/DataTable";
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { api, call, type Flow, type Page, type WorkspaceMember, type WorkspaceRole } from "../api/client";
+import { DataTable, LoadState, PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
-import { Alert, Badge, Button, PageHeader, PersonCell, RoleBadge, RoleOptions, Spinner } from "../components/ui";
+import {
+  Alert,
+  Badge,
+  Button,
+  EmptyState,
+  FormDialog,
+  PageHeader,
+  PersonCell,
+  RoleBadge,
+  RoleOptions,
+  Spinner,
+  TextField,
+  relativeTime,
+} from "../components/ui";
 import { useAuth } from "../lib/auth";
-import { useAsync } from "../lib/hooks";
+import { useAsync, usePaged, useSubmit } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { WORKSPACE_ROLES, can, isManager } from "../lib/permissions";
 import { ArchiveWorkspaceDialog, RenameWorkspaceDialog, useRestoreWorkspace } from "./Workspaces";
+
+/** Name a new flow, create it, and open it in the builder. */
+function NewFlowDialog({ orgSlug, wsId, onClose }: { orgSlug: string; wsId: string; onClose: () => void }) {
+  const navigate = useNavigate();
+  const [name, setName] = useState("");
+  const submit = useSubmit(["name"]);
+  const onSubmit = async (event: FormEvent) => {
+    event.preventDefault();
+    await submit.run(async () => {
+      const flow = await call(() =>
+        api.POST("/api/orgs/{org_slug}/workspaces/{ws_id}/flows", {
+          params: { path: { org_slug: orgSlug, ws_id: wsId } },
+          body: { name: name.trim(), description: "", message: "" },
+        }),
+      );
+      navigate(`/orgs/${orgSlug}/workspaces/${wsId}/flows/${flow.id}`);
+    });
+  };
+  return (
+    <FormDialog title="New flow" onClose={onClose} onSubmit={onSubmit} submit={submit} submitLabel="Create and open">
+      <TextField
+        label="Name"
+        name="name"
+        required
+        maxLength={100}
+        value={name}
+        error={submit.fields.name}
+        onChange={(e) => setName(e.target.value)}
+      />
+    </FormDialog>
+  );
+}
 
 export function WorkspaceDetailPage() {
   const { wsId = "" } = useParams();
@@ -26,6 +71,16 @@ export function WorkspaceDetailPage() {
     () => call(() => api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/members", { params: { path } })),
     [org.slug, wsId],
   );
+  const flows = usePaged<Flow>(
+    (cursor) =>
+      call(() =>
+        api.GET("/api/orgs/{org_slug}/workspaces/{ws_id}/flows", {
+          params: { path, query: { cursor: cursor ?? undefined, page_size: 25 } },
+        }),
+      ) as Promise<Page<Flow>>,
+    [org.slug, wsId],
+  );
+  const [creating, setCreating] = useState(false);
   const [saving, setSaving] = useState<string | null>(null);
   const restore = useRestoreWorkspace(workspace.reload);
 
@@ -35,6 +90,8 @@ export function WorkspaceDetailPage() {
   }
   const ws = workspace.data;
   const manage = can.manageWorkspace(orgRole, ws.role);
+  // Editing flows takes the role that runs them (editors and owners).
+  const mayEditFlows = can.runFlows(orgRole, ws.role) && !ws.archived;
 
   const setRole = async (member: WorkspaceMember, role: WorkspaceRole | "") => {
     setSaving(member.user.id);
@@ -82,6 +139,9 @@ export function WorkspaceDetailPage() {
             <Link className="btn" to={`/orgs/${org.slug}/workspaces/${wsId}/runs`}>
               Runs
             </Link>
+            <Link className="btn" to={`/orgs/${org.slug}/workspaces/${wsId}/apps`}>
+              Apps
+            </Link>
             {manage ? (
               <>
                 <Button onClick={() => setRenaming(true)}>Rename</Button>
@@ -97,6 +157,34 @@ export function WorkspaceDetailPage() {
           </>
         }
       />
+      <section className="card" aria-label="Flows">
+        <div className="card-header">
+          <div>
+            <h2>Flows</h2>
+            <p>{mayEditFlows ? "Open a flow to edit it on the canvas, or start a new one." : "Open a flow to read it."}</p>
+          </div>
+          {mayEditFlows ? (
+            <Button size="sm" variant="primary" onClick={() => setCreating(true)}>
+              New flow
+            </Button>
+          ) : null}
+        </div>
+        <PagedTable
+          list={flows}
+          columns={["Flow", "Version", "Updated"]}
+          testId="workspace-flows"
+          empty={<EmptyState title="No flows yet" />}
+          row={(flow) => (
+            <tr key={flow.id} data-testid="workspace-flow-row">
+              <td>
+                <Link to={`/orgs/${org.slug}/workspaces/${wsId}/flows/${flow.id}`}>{flow.name}</Link>
+              </td>
+              <td className="mono muted">{flow.current_version ? flow.current_version.slice(0, 12) : "not saved yet"}</td>
+              <td>{relativeTime(flow.updated_at)}</td>
+            </tr>
+          )}
+        />
+      </section>
       <section className="card" aria-label="Workspace members">
         <div className="card-header">
           <div>
@@ -146,6 +234,7 @@ export function WorkspaceDetailPage() {
           )}
         </LoadState>
       </section>
+      {creating ? <NewFlowDialog orgSlug={org.slug} wsId={wsId} onClose={() => setCreating(false)} /> : null}
       {renaming ? (
         <RenameWorkspaceDialog workspace={ws} onClose={() => setRenaming(false)} onDone={workspace.reload} />
       ) : null}

@@ -1,0 +1,92 @@
+import type { Edge } from "@xyflow/react";
+import { describe, expect, it } from "vitest";
+import { acceptedSources, portsOf, templateVariables } from "./catalogue";
+import { connectionProblem } from "./connections";
+import { toCanvas, type FlowDocument } from "./document";
+import { CATALOGUE } from "./fixtures";
+
+const DOC: FlowDocument = {
+  schema: 1,
+  nodes: [
+    { id: "inp", type: "input", config: { fields: [{ name: "q", type: "text" }, { name: "n", type: "number" }] } },
+    { id: "ask", type: "llm_chat", config: { provider: "fake", model: "fake-echo" } },
+    { id: "out", type: "output", config: { name: "answer" } },
+    { id: "vault", type: "secret_sink", config: {} },
+  ],
+  edges: [{ from: "inp.q", to: "ask.prompt" }],
+};
+
+function attempt(from: string, to: string) {
+  const [source, sourceHandle] = from.split(".");
+  const [target, targetHandle] = to.split(".");
+  return { source: source!, sourceHandle, target: target!, targetHandle };
+}
+
+describe("connection rules", () => {
+  const { nodes, edges } = toCanvas(DOC);
+
+  it("accepts compatible ports per the API's table", () => {
+    expect(connectionProblem(attempt("ask.text", "out.value"), nodes, edges, CATALOGUE)).toBeNull();
+    expect(connectionProblem(attempt("ask.stream", "out.value"), nodes, edges, CATALOGUE)).toBeNull();
+  });
+
+  it("refuses incompatible types and says what the input accepts", () => {
+    expect(connectionProblem(attempt("inp.q", "vault.key"), nodes, edges, CATALOGUE)).toBe(
+      "inp.q (text) cannot feed vault.key (secret_ref): that input accepts secret_ref.",
+    );
+    expect(connectionProblem(attempt("inp.q", "ask.messages"), nodes, edges, CATALOGUE)).toBe(
+      "inp.q (text) cannot feed ask.messages (messages): that input accepts messages, any.",
+    );
+  });
+
+  it("follows the API's table, not a copy: another table gives other answers", () => {
+    const strict = { ...CATALOGUE, compatibility: { ...CATALOGUE.compatibility, text: ["text"] } };
+    expect(connectionProblem(attempt("ask.text", "out.value"), nodes, edges, strict)).toMatch(/cannot feed out.value \(any\)/);
+  });
+
+  it("lets an input take one edge only", () => {
+    expect(connectionProblem(attempt("inp.n", "ask.prompt"), nodes, edges, CATALOGUE)).toMatch(
+      /^ask.prompt already has an edge from inp.q: an input takes one/,
+    );
+  });
+
+  it("refuses cycles and self-loops", () => {
+    const cyclic: Edge[] = [...edges, { id: "e2", source: "ask", sourceHandle: "text", target: "out", targetHandle: "value" }];
+    expect(connectionProblem(attempt("ask.text", "ask.messages"), nodes, cyclic, CATALOGUE)).toMatch(/cannot feed itself/);
+    const loop = toCanvas({
+      ...DOC,
+      nodes: [...DOC.nodes, { id: "t", type: "template", config: { template: "{{ a }}" } }],
+      edges: [{ from: "inp.q", to: "t.a" }, { from: "t.text", to: "ask.prompt" }],
+    });
+    expect(connectionProblem(attempt("ask.text", "t.a"), loop.nodes, [], CATALOGUE)).toBeNull();
+    expect(connectionProblem(attempt("ask.usage", "inp.q"), loop.nodes, loop.edges, CATALOGUE)).toMatch(/not an input port/);
+  });
+
+  it("refuses ports that do not exist", () => {
+    expect(connectionProblem(attempt("out.value", "ask.prompt"), nodes, edges, CATALOGUE)).toMatch(/not an output port/);
+  });
+
+  it("lists the accepted source types of an input", () => {
+    expect(acceptedSources(CATALOGUE.compatibility, "text")).toEqual(["text", "number", "boolean", "stream", "any"]);
+  });
+});
+
+describe("ports of configured nodes", () => {
+  it("derives dynamic ports from the config", () => {
+    const input = CATALOGUE.types.get("input");
+    expect(portsOf(input, { fields: [{ name: "q", type: "text" }] }).outputs).toEqual([
+      { name: "q", type: "text", required: true, description: "" },
+    ]);
+    expect(portsOf(CATALOGUE.types.get("output"), { name: "x", type: "json" }).inputs[0]?.type).toBe("json");
+    expect(portsOf(CATALOGUE.types.get("merge"), { inputs: 3 }).inputs.map((p) => p.name)).toEqual(["in_1", "in_2", "in_3"]);
+    expect(portsOf(CATALOGUE.types.get("llm_chat"), {}).outputs.map((p) => p.name)).toEqual(["text", "stream", "usage"]);
+  });
+
+  it("reads a template's variables", () => {
+    expect(templateVariables("Hello {{ name | upper }} {% for x in items %}{{ x.title }}{% endfor %}")).toEqual([
+      "items",
+      "name",
+    ]);
+    expect(templateVariables("{% if user is defined %}{{ greeting ~ ' ' ~ user }}{% endif %}")).toEqual(["greeting", "user"]);
+  });
+});
