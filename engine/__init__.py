@@ -44,7 +44,7 @@ from ._registry import (
 from ._runtime import NodeOutcome, RunResult, check_run_inputs, run_flow
 from ._store import NOTIFY_CHANNEL, PostgresEventStore, migrate, read_events
 from ._transit import RunKeyPair, TransitBinding, TransitError, open_for_run, seal_for_run
-from ._validate import FlowInvalid, Issue, parse_flow, validate_flow
+from ._validate import FlowInvalid, Issue, flow_ports, parse_flow, validate_flow
 from ._worker import WorkerConfig, recover_executor_runs, run_worker
 
 del _nodes
@@ -109,6 +109,7 @@ __all__ = [
     "compatibility_table",
     "enqueue_job_sql",
     "enqueue_run_sql",
+    "flow_ports",
     "fork_step",
     "guarded_fetch",
     "migrate",

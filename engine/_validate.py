@@ -63,6 +63,25 @@ def validate_flow(raw: Any) -> list[Issue]:
     return _validate(document)[0]
 
 
+def flow_ports(raw: Any) -> tuple[list[Issue], dict[str, dict[str, list[dict[str, Any]]]]]:
+    """`validate_flow`'s issues, and the ports of every node whose type and config are valid,
+    as its config gives them (a template's variables, an input node's fields, ...): what an
+    editor draws as the node's handles, so it never guesses the engine's rules."""
+    try:
+        document = FlowDocument.model_validate(raw)
+    except ValidationError as exc:
+        return [_document_issue(error) for error in exc.errors()], {}
+    issues, resolved = _validate(document)
+    ports = {
+        node_id: {
+            "inputs": [port.to_json() for port in node.inputs.values()],
+            "outputs": [port.to_json() for port in node.outputs.values()],
+        }
+        for node_id, node in resolved.items()
+    }
+    return issues, ports
+
+
 def parse_flow(raw: Any) -> FlowDocument:
     """The document, if it has no errors; raises FlowInvalid otherwise."""
     try:

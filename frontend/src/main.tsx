@@ -1,19 +1,29 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { BrowserRouter } from "react-router";
+import { createBrowserRouter } from "react-router";
+import { RouterProvider } from "react-router/dom";
 import { AppRoutes } from "./App";
 import { ToastProvider } from "./components/toast";
 import { AuthProvider } from "./lib/auth";
 import "./styles.css";
 
-createRoot(document.getElementById("root")!).render(
-  <StrictMode>
-    <BrowserRouter>
+// A data router (not <BrowserRouter>) so that pages can hold a navigation back while they
+// have unsaved work (useBlocker: the flow builder), the browser's back button included.
+const router = createBrowserRouter([
+  {
+    path: "*",
+    element: (
       <ToastProvider>
         <AuthProvider>
           <AppRoutes />
         </AuthProvider>
       </ToastProvider>
-    </BrowserRouter>
+    ),
+  },
+]);
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <RouterProvider router={router} />
   </StrictMode>,
 );

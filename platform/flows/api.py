@@ -110,13 +110,14 @@ def node_rules_put(request: HttpRequest, payload: NodeRulesIn) -> dict[str, Any]
 @flows_router.post("/validate", response=ValidateOut, summary="Validate a flow document")
 def flow_validate(request: HttpRequest, payload: ValidateIn) -> dict[str, Any]:
     wctx = workspace_ctx(request)
-    issues = engine.validate_flow(payload.document)
+    issues, ports = engine.flow_ports(payload.document)
     issues += selectors.node_rule_issues(wctx=wctx, document=payload.document)
     valid = not any(i.severity == "error" for i in issues)
     return {
         "valid": valid,
         "issues": [i.to_json() for i in issues],
         "plan": engine.plan_flow(payload.document).to_json() if valid else None,
+        "ports": ports,
     }
 
 

@@ -25,9 +25,26 @@ class ValidateIn(Schema):
     document: dict[str, Any]
 
 
+class PortOut(Schema):
+    name: str
+    type: str
+    required: bool
+    description: str
+
+
+class NodePortsOut(Schema):
+    inputs: list[PortOut]
+    outputs: list[PortOut]
+
+
 class ValidateOut(Schema):
     valid: bool
     issues: list[IssueOut]
+    ports: dict[str, NodePortsOut] = Field(
+        description="each node's ports as its config gives them (a template's variables, an "
+        "input node's fields), for every node whose type and config are valid: an editor "
+        "draws its handles from these"
+    )
     plan: Any = Field(
         None,
         description="when valid: the series-parallel plan, e.g. {'series': ['a', "

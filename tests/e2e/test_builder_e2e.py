@@ -2,7 +2,8 @@
 owner builds input -> LLM chat -> output by dragging nodes from the palette and wiring their
 ports, sees an incompatible connection refused with its reason, configures the LLM node for
 the fake provider, saves, runs the flow with an input and watches the tokens stream into the
-LLM node until the run completes. A viewer opening the same flow cannot change it."""
+LLM node until the run completes. A viewer opening the same flow cannot change it. A run
+waiting for an approval is answered on the canvas."""
 
 import re
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tenants.roles import OrgRole, WorkspaceRole
-from tests.e2e.test_approval_e2e import log_in
+from tests.e2e.test_approval_e2e import FLOW, api_post, log_in
 from tests.factories import OrgFixture, make_org, make_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -19,6 +20,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 OWNER_EMAIL = "bea.builder@example.com"
 VIEWER_EMAIL = "vic.viewer@example.com"
 QUESTION = "What does the builder draw?"
+# The approvals e2e test's flow, where whoever started the run may also approve it.
+APPROVAL_FLOW = {
+    **FLOW,
+    "nodes": [
+        {**n, "config": {**n["config"], "approvers": {"role": "editor", "caller": True}}}
+        if n["type"] == "approval"
+        else n
+        for n in FLOW["nodes"]
+    ],
+}
 
 
 def node(page: Page, node_id: str) -> Locator:
@@ -79,6 +90,13 @@ def test_an_owner_builds_saves_and_runs_a_flow_and_a_viewer_only_reads_it(
     drop_from_palette(page, "output", 230, 470)
     expect(page.get_by_test_id("flow-node")).to_have_count(3)
     expect(page.get_by_test_id("unsaved")).to_be_visible()
+    # Unsaved work holds the browser's back button: leaving asks first.
+    page.go_back()
+    leave = page.get_by_role("dialog", name="Leave without saving?")
+    expect(leave).to_be_visible()
+    leave.get_by_role("button", name="Cancel").click()
+    expect(page).to_have_url(flow_url)
+    expect(page.get_by_test_id("flow-node")).to_have_count(3)
 
     # The input node gets a text field `q`: it becomes the node's output port.
     select(page, "input_1")
@@ -170,3 +188,34 @@ def test_an_owner_builds_saves_and_runs_a_flow_and_a_viewer_only_reads_it(
     expect(reader.locator(".react-flow__edge")).to_have_count(2)
     node(reader, "llm_chat_1").locator(".fb-node-title").click()
     expect(reader.locator("#cfg-llm_chat_1_model")).to_be_disabled()
+
+
+def test_a_run_waiting_for_approval_is_answered_on_the_canvas(
+    new_page,  # type: ignore[no-untyped-def]
+    engine_worker: str,
+    web_server: str,
+) -> None:
+    """The live run view shows the node paused for a person, and the approval is answered
+    right there; the run goes on to its end without a reload."""
+    org: OrgFixture = make_org(owner=make_user(email="pia.pauses@example.com", name="Pia"))
+    base = f"/api/orgs/{org.org.slug}/workspaces/{org.workspace.id}"
+    page: Page = new_page("owner", web_server)
+    log_in(page, "pia.pauses@example.com")
+    flow = api_post(page, f"{base}/flows", {"name": "Payments", "document": APPROVAL_FLOW})
+    run = api_post(page, f"{base}/flows/{flow['id']}/runs", {"inputs": {"amount": 120}})
+    page.goto(
+        f"/orgs/{org.org.slug}/workspaces/{org.workspace.id}/flows/{flow['id']}?run={run['id']}"
+    )
+
+    expect(node(page, "ask")).to_have_attribute("data-run-state", "paused", timeout=30_000)
+    expect(node(page, "inp")).to_have_attribute("data-run-state", "done")
+    waiting = page.get_by_role("region", name="Waiting for approval")
+    expect(waiting).to_contain_text("Pay 120 EUR?")
+    waiting.get_by_role("button", name="Approve").click()
+
+    expect(page.get_by_test_id("builder-run-status")).to_have_attribute(
+        "data-status", "completed", timeout=30_000
+    )
+    for node_id in ("inp", "ask", "paid"):
+        expect(node(page, node_id)).to_have_attribute("data-run-state", "done")
+    expect(waiting.get_by_test_id("run-request")).to_have_attribute("data-status", "approved")

@@ -92,6 +92,51 @@ def test_invalid_flow_is_refused_and_the_last_good_version_stays(
 
 
 @pytest.mark.django_db
+def test_validation_gives_each_nodes_ports_as_its_config_makes_them(
+    org: OrgFixture, client_for: Any
+) -> None:
+    """The builder draws handles from these: it never re-implements the engine's rules
+    (a template's variables, an input node's fields)."""
+    document = {
+        **GREETING,
+        "nodes": [
+            {
+                "id": "inp",
+                "type": "input",
+                "config": {
+                    "fields": [{"name": "name", "type": "text"}, {"name": "n", "type": "number"}]
+                },
+            },
+            {
+                "id": "greet",
+                "type": "template",
+                "config": {
+                    "template": "{% for x in items %}{{ x.title }}{% endfor %} {{ name|upper }}"
+                },
+            },
+            {"id": "bad", "type": "template", "config": {}},
+            GREETING["nodes"][2],
+        ],
+    }
+    checked = (
+        client_for(org.owner)
+        .post(
+            f"{base(org)}/flows/validate", {"document": document}, content_type="application/json"
+        )
+        .json()
+    )
+    ports = checked["ports"]
+    assert [(p["name"], p["type"]) for p in ports["inp"]["outputs"]] == [
+        ("name", "text"),
+        ("n", "number"),
+    ]
+    assert sorted(p["name"] for p in ports["greet"]["inputs"]) == ["items", "name"]
+    assert [p["name"] for p in ports["greet"]["outputs"]] == ["text"]
+    assert "bad" not in ports  # an invalid config has no ports to draw
+    assert any(i["node"] == "bad" and i["code"] == "invalid_config" for i in checked["issues"])
+
+
+@pytest.mark.django_db
 def test_versions_are_content_addressed_and_chained(org: OrgFixture, client_for: Any) -> None:
     client = client_for(org.owner)
     flow_id = create_flow(client, org)
@@ -439,7 +484,10 @@ def test_validation_returns_the_plan_of_a_valid_flow(org: OrgFixture, client_for
         )
         .json()
     )
-    assert checked == {"valid": True, "issues": [], "plan": {"series": ["inp", "greet", "out"]}}
+    assert checked["valid"] is True
+    assert checked["issues"] == []
+    assert checked["plan"] == {"series": ["inp", "greet", "out"]}
+    assert set(checked["ports"]) == {"inp", "greet", "out"}
 
 
 @pytest.mark.django_db(transaction=True)

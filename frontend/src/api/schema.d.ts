@@ -2480,6 +2480,13 @@ export interface components {
             /** Http Allow */
             http_allow: string[];
         };
+        /** NodePortsOut */
+        NodePortsOut: {
+            /** Inputs */
+            inputs: components["schemas"]["PortOut"][];
+            /** Outputs */
+            outputs: components["schemas"]["PortOut"][];
+        };
         /** NodeRule */
         NodeRule: {
             /**
@@ -2709,6 +2716,17 @@ export interface components {
             name: string;
             /** Spend Cap Micros */
             spend_cap_micros: number | null;
+        };
+        /** PortOut */
+        PortOut: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /** Required */
+            required: boolean;
+            /** Type */
+            type: string;
         };
         /** PublicAppOut */
         PublicAppOut: {
@@ -3074,6 +3092,13 @@ export interface components {
              * @description when valid: the series-parallel plan, e.g. {'series': ['a', {'parallel': ['b', 'c']}, 'd']}; {'dag': [...]} when the graph is not series-parallel
              */
             plan?: unknown;
+            /**
+             * Ports
+             * @description each node's ports as its config gives them (a template's variables, an input node's fields), for every node whose type and config are valid: an editor draws its handles from these
+             */
+            ports: {
+                [key: string]: components["schemas"]["NodePortsOut"];
+            };
             /** Valid */
             valid: boolean;
         };

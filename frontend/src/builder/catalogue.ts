@@ -92,91 +92,30 @@ function record(value: unknown): Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
-function port(name: string, type: string, required = true): PortSpec {
-  return { name, type, required, description: "" };
+export interface NodePorts {
+  inputs: PortSpec[];
+  outputs: PortSpec[];
 }
 
-const JINJA_WORDS = new Set([
-  "and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "set", "endset", "with",
-  "endwith", "block", "endblock", "macro", "endmacro", "call", "endcall", "filter", "endfilter", "raw", "endraw",
-  "true", "false", "none", "True", "False", "None", "loop", "range", "dict", "lipsum", "cycler", "joiner",
-  "namespace", "recursive", "as", "import", "from", "include", "extends",
-]);
+/** The ports of each node as the server resolved them from its config (`ports` of the flow's
+ * validation): node id -> ports. */
+export type ResolvedPorts = ReadonlyMap<string, NodePorts>;
 
-/**
- * The variables a Jinja template reads: the template node's input ports. An approximation of
- * the server's parser (jinja2.meta), good for drawing handles; the server's validation decides.
- */
-export function templateVariables(source: string): string[] {
-  const found = new Set<string>();
-  const declared = new Set<string>();
-  const blocks = source.match(/\{\{[\s\S]*?\}\}|\{%[\s\S]*?%\}/g) ?? [];
-  for (const block of blocks) {
-    const body = block.slice(2, -2).replace(/'[^']*'|"[^"]*"/g, " ");
-    const loop = /^\s*-?\s*for\s+([\w\s,]+?)\s+in\b/.exec(body);
-    loop?.[1]?.split(",").forEach((name) => declared.add(name.trim()));
-    const assign = /^\s*-?\s*set\s+(\w+)/.exec(body);
-    if (assign?.[1]) declared.add(assign[1]);
-    for (const match of body.matchAll(/\b[A-Za-z_]\w*/g)) {
-      const name = match[0];
-      const before = body.slice(0, match.index).trimEnd();
-      const after = body.slice(match.index + name.length).trimStart();
-      if (JINJA_WORDS.has(name) || /[.|]$/.test(before) || /\bis(\s+not)?$/.test(before)) continue; // attribute, filter, test
-      if (/^=(?!=)/.test(after)) continue; // a keyword argument
-      found.add(name);
-    }
-  }
-  return [...found].filter((name) => !declared.has(name)).sort();
+/** The server's `ports` of a validation, typed. */
+export function toResolvedPorts(raw: Record<string, { inputs: unknown; outputs: unknown }>): Map<string, NodePorts> {
+  return new Map(Object.entries(raw).map(([id, p]) => [id, { inputs: ports(p.inputs), outputs: ports(p.outputs) }]));
 }
 
 /**
- * A node's ports given its config. Most types have fixed ports; those flagged `dynamic_ports`
- * derive them from their config the way the engine's node classes do.
+ * A node's ports. Most types have fixed ports; those flagged `dynamic_ports` (an input node's
+ * fields, a template's variables, ...) have the ports the server resolved from their config,
+ * so the canvas never re-implements the engine's rules. Until the server has answered for a
+ * node, it has the ports of its type with an empty config.
  */
-export function portsOf(spec: NodeTypeSpec | undefined, configValue: unknown): { inputs: PortSpec[]; outputs: PortSpec[] } {
+export function portsOf(spec: NodeTypeSpec | undefined, resolved?: NodePorts): NodePorts {
   if (!spec) return { inputs: [], outputs: [] };
-  const config = record(configValue);
-  const typeOr = (fallback: string) => (typeof config.type === "string" ? config.type : fallback);
-  switch (spec.dynamic_ports ? spec.type : "") {
-    case "input": {
-      const fields = Array.isArray(config.fields) ? config.fields.map(record) : [];
-      return {
-        inputs: [],
-        outputs: fields
-          .filter((f) => typeof f.name === "string" && f.name !== "")
-          .map((f) => port(String(f.name), typeof f.type === "string" ? f.type : "any", f.required !== false)),
-      };
-    }
-    case "output":
-      return { inputs: [port("value", typeOr("any"))], outputs: [] };
-    case "constant":
-      return { inputs: [], outputs: [port("value", typeOr("any"))] };
-    case "merge": {
-      const count = typeof config.inputs === "number" ? Math.min(Math.max(Math.trunc(config.inputs), 2), 32) : 2;
-      return {
-        inputs: Array.from({ length: count }, (_, i) => port(`in_${i + 1}`, "any", false)),
-        outputs: spec.outputs,
-      };
-    }
-    case "switch": {
-      const cases = Array.isArray(config.cases) ? config.cases.filter((c): c is string => typeof c === "string") : [];
-      return {
-        inputs: spec.inputs,
-        outputs: [...cases.filter((c) => c !== "default" && c !== "").map((c) => port(c, "any")), port("default", "any")],
-      };
-    }
-    case "prompt_template": {
-      const names = Array.isArray(config.variables) ? config.variables.filter((v): v is string => typeof v === "string") : [];
-      return { inputs: names.filter(Boolean).map((name) => port(name, "any")), outputs: spec.outputs };
-    }
-    case "template":
-      return {
-        inputs: templateVariables(typeof config.template === "string" ? config.template : "").map((n) => port(n, "any")),
-        outputs: spec.outputs,
-      };
-    default:
-      return { inputs: spec.inputs, outputs: spec.outputs };
-  }
+  if (spec.dynamic_ports && resolved) return resolved;
+  return { inputs: spec.inputs, outputs: spec.outputs };
 }
 
 /** A starting config a node of this type is valid with, where the schema makes that obvious. */

@@ -1,10 +1,10 @@
 /**
  * Which edges the canvas accepts, mirroring the server's validation (engine/_validate.py):
- * ports must exist, their types must be compatible per the API's `port_compatibility`, an
- * input takes one edge, and the graph stays acyclic. A refusal says why, and what to do.
+ * ports must exist (as the server resolved them), their types must be compatible per the API's
+ * `port_compatibility`, an input takes one edge, and the graph stays acyclic. A refusal says why, and what to do.
  */
 import type { Edge } from "@xyflow/react";
-import { acceptedSources, canConnect, portsOf, type Catalogue, type PortSpec } from "./catalogue";
+import { acceptedSources, canConnect, portsOf, type Catalogue, type NodePorts, type ResolvedPorts } from "./catalogue";
 import type { FlowNode } from "./document";
 
 export interface Attempt {
@@ -14,9 +14,9 @@ export interface Attempt {
   targetHandle?: string | null;
 }
 
-export function nodePorts(node: FlowNode | undefined, catalogue: Catalogue): { inputs: PortSpec[]; outputs: PortSpec[] } {
+export function nodePorts(node: FlowNode | undefined, catalogue: Catalogue, resolved: ResolvedPorts): NodePorts {
   if (!node) return { inputs: [], outputs: [] };
-  return portsOf(catalogue.types.get(node.data.nodeType), node.data.config);
+  return portsOf(catalogue.types.get(node.data.nodeType), resolved.get(node.id));
 }
 
 function reaches(from: string, to: string, edges: readonly Edge[]): boolean {
@@ -38,13 +38,14 @@ export function connectionProblem(
   nodes: readonly FlowNode[],
   edges: readonly Edge[],
   catalogue: Catalogue,
+  resolved: ResolvedPorts,
 ): string | null {
   const sourceNode = nodes.find((n) => n.id === attempt.source);
   const targetNode = nodes.find((n) => n.id === attempt.target);
   const from = `${attempt.source}.${attempt.sourceHandle ?? ""}`;
   const to = `${attempt.target}.${attempt.targetHandle ?? ""}`;
-  const output = nodePorts(sourceNode, catalogue).outputs.find((p) => p.name === attempt.sourceHandle);
-  const input = nodePorts(targetNode, catalogue).inputs.find((p) => p.name === attempt.targetHandle);
+  const output = nodePorts(sourceNode, catalogue, resolved).outputs.find((p) => p.name === attempt.sourceHandle);
+  const input = nodePorts(targetNode, catalogue, resolved).inputs.find((p) => p.name === attempt.targetHandle);
   if (!output) return `${from} is not an output port: drag from an output (right side) to an input (left side).`;
   if (!input) return `${to} is not an input port: drag from an output (right side) to an input (left side).`;
   if (attempt.source === attempt.target) return `${attempt.source} cannot feed itself: flows must be acyclic.`;

@@ -64,6 +64,9 @@ function routes(role: WorkspaceRole) {
           { code: "dead_end", message: "node 'ask' does not lead to any output", node: "ask", port: null, severity: "warning" },
         ],
         plan: null,
+        ports: {
+          inp: { inputs: [], outputs: [{ name: "q", type: "text", required: true, description: "" }] },
+        },
       },
     },
   };
@@ -101,6 +104,9 @@ describe("flow builder", () => {
     const handle = within(ask).getByTestId("handle-input-prompt");
     expect(handle).toHaveAttribute("data-port-type", "text");
     expect(handle).toHaveAttribute("title", "prompt: text input (optional) — appended as a user turn");
+    // An input node's ports are its fields, as the server resolved them.
+    const inp = document.querySelector('[data-node-id="inp"]') as HTMLElement;
+    expect(await within(inp).findByTestId("handle-output-q")).toHaveAttribute("data-port-type", "text");
   });
 
   it("adds a node from the palette with the keyboard, and can undo it", async () => {
@@ -129,7 +135,7 @@ describe("flow builder", () => {
     expect(screen.queryByTestId("palette")).not.toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Save" })).not.toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Run" })).not.toBeInTheDocument();
-    const handle = within(document.querySelector('[data-node-id="inp"]') as HTMLElement).getByTestId("handle-output-q");
+    const handle = await within(document.querySelector('[data-node-id="inp"]') as HTMLElement).findByTestId("handle-output-q");
     expect(handle).not.toHaveClass("connectable");
   });
 });

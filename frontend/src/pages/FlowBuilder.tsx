@@ -36,7 +36,14 @@ import { useAsync } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { can } from "../lib/permissions";
 import { TERMINAL, streamUrl, useRunStream } from "../lib/runs";
-import { initialConfig, toCatalogue, type Catalogue, type NodeTypesResponse } from "../builder/catalogue";
+import {
+  initialConfig,
+  toCatalogue,
+  toResolvedPorts,
+  type Catalogue,
+  type NodeTypesResponse,
+  type ResolvedPorts,
+} from "../builder/catalogue";
 import { copyNodes, pasteClip, type Clip } from "../builder/clipboard";
 import { secretChoices } from "../builder/configSchema";
 import { connectionProblem } from "../builder/connections";
@@ -73,7 +80,7 @@ import {
   VersionsPanel,
   type SecretChoice,
 } from "./FlowBuilderPanels";
-import { RunStatusBadge } from "./Runs";
+import { RunRequests, RunStatusBadge } from "./Runs";
 
 const NODE_TYPES: NodeTypes = { flow: FlowNodeView };
 const VALIDATE_DELAY_MS = 400;
@@ -179,8 +186,9 @@ function RouterBlocker({ dirty }: { dirty: boolean }) {
 }
 
 /**
- * Under the console's <BrowserRouter> (no data router, so no useBlocker), links are
- * intercepted instead: a click on an in-app link leaving the page asks first.
+ * Outside a data router (the console runs under one; a plain <MemoryRouter> has no
+ * useBlocker), links are intercepted instead: a click on an in-app link leaving the page
+ * asks first.
  */
 function LinkBlocker({ dirty }: { dirty: boolean }) {
   const navigate = useNavigate();
@@ -278,6 +286,9 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
 
   // --- server validation, debounced --------------------------------------------------------
   const [issues, setIssues] = useState<Issue[]>([]);
+  // The ports the server resolved from each node's config: the handles drawn. A node whose
+  // config is invalid for a moment (while typing) keeps the ports it last had.
+  const [resolvedPorts, setResolvedPorts] = useState<ResolvedPorts>(() => new Map());
   const [checking, setChecking] = useState(false);
   const [validateError, setValidateError] = useState<string | null>(null);
   const documentKey = JSON.stringify(doc);
@@ -291,6 +302,14 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
         );
         if (stale) return;
         setIssues(result.issues);
+        setResolvedPorts((previous) => {
+          const next = toResolvedPorts(result.ports);
+          for (const node of doc.nodes) {
+            const kept = previous.get(node.id);
+            if (kept && !next.has(node.id)) next.set(node.id, kept);
+          }
+          return next;
+        });
         setValidateError(null);
       } catch (err) {
         if (!stale) setValidateError(`The flow could not be checked: ${(err as Error).message}`);
@@ -388,18 +407,18 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
   );
 
   const isValidConnection = useCallback(
-    (connection: Connection | Edge) => connectionProblem(connection, getNodes(), edges, catalogue) === null,
-    [edges, catalogue, getNodes],
+    (connection: Connection | Edge) => connectionProblem(connection, getNodes(), edges, catalogue, resolvedPorts) === null,
+    [edges, catalogue, getNodes, resolvedPorts],
   );
   const onConnect = useCallback(
     (connection: Connection) => {
-      if (readOnly || connectionProblem(connection, getNodes(), edges, catalogue) !== null) return;
+      if (readOnly || connectionProblem(connection, getNodes(), edges, catalogue, resolvedPorts) !== null) return;
       const from = `${connection.source}.${connection.sourceHandle ?? ""}`;
       const to = `${connection.target}.${connection.targetHandle ?? ""}`;
       setEdges((all) => [...all, { ...connection, id: edgeId(from, to) }]);
       setRefusal(null);
     },
-    [readOnly, edges, catalogue, getNodes],
+    [readOnly, edges, catalogue, getNodes, resolvedPorts],
   );
   // A refused connection (dropped on a port that does not take it) says why, at the node.
   const onConnectEnd = useCallback(
@@ -409,10 +428,10 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
       const source = fromIsSource ? state.fromHandle : state.toHandle;
       const target = fromIsSource ? state.toHandle : state.fromHandle;
       const attempt = { source: source.nodeId, sourceHandle: source.id, target: target.nodeId, targetHandle: target.id };
-      const message = connectionProblem(attempt, getNodes(), edges, catalogue);
+      const message = connectionProblem(attempt, getNodes(), edges, catalogue, resolvedPorts);
       if (message) setRefusal({ node: target.nodeId, port: target.id ?? null, message });
     },
-    [readOnly, edges, catalogue, getNodes],
+    [readOnly, edges, catalogue, getNodes, resolvedPorts],
   );
   useEffect(() => {
     if (!refusal) return;
@@ -604,8 +623,8 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
   }, [undo, redo, copy, paste, readOnly]);
 
   const canvasInfo: CanvasInfo = useMemo(
-    () => ({ catalogue, issues: issuesByNode, refusal, runStates, streams, readOnly }),
-    [catalogue, issuesByNode, refusal, runStates, streams, readOnly],
+    () => ({ catalogue, ports: resolvedPorts, issues: issuesByNode, refusal, runStates, streams, readOnly }),
+    [catalogue, resolvedPorts, issuesByNode, refusal, runStates, streams, readOnly],
   );
 
   const selected = nodes.find((n) => n.id === selectedId) ?? null;
@@ -641,6 +660,7 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
         nodeId={selected.id}
         spec={catalogue.types.get(selected.data.nodeType)}
         config={selected.data.config}
+        ports={resolvedPorts.get(selected.id)}
         issues={issuesByNode.get(selected.id) ?? []}
         readOnly={readOnly}
         secrets={secrets.data ?? []}
@@ -777,6 +797,10 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
             Close run view
           </Button>
         </div>
+      ) : null}
+      {runId ? (
+        // Approvals the run waits for, answerable here by those who may (as on the run page).
+        <RunRequests orgSlug={org.slug} wsId={wsId} runId={runId} version={`${live.requestEvents}:${runEnded}`} />
       ) : null}
       <div className={`fb-grid${readOnly ? " fb-grid-readonly" : ""}${versionsOpen ? " fb-grid-versions" : ""}`}>
         {!readOnly ? <Palette catalogue={catalogue} onAdd={(type) => addNode(type)} /> : null}

@@ -1,7 +1,7 @@
 /** One node on the builder's canvas: its typed ports as handles, its problems, and its run state. */
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { createContext, memo, useContext } from "react";
-import { portColour, type Catalogue, type PortSpec } from "../builder/catalogue";
+import { portColour, type Catalogue, type PortSpec, type ResolvedPorts } from "../builder/catalogue";
 import { nodePorts } from "../builder/connections";
 import type { FlowNode } from "../builder/document";
 import { RUN_STATE_LABEL, type NodeRunState } from "../builder/runview";
@@ -17,6 +17,8 @@ export interface Issue {
 /** What every node on the canvas reads: kept out of node data so it is not part of the document. */
 export interface CanvasInfo {
   catalogue: Catalogue;
+  /** The ports the server resolved from each node's config. */
+  ports: ResolvedPorts;
   issues: Map<string, Issue[]>;
   /** The refused connection's reason, shown next to the node it was refused at. */
   refusal: { node: string; port: string | null; message: string } | null;
@@ -49,7 +51,7 @@ function PortHandle({ port, side, colour, readOnly }: { port: PortSpec; side: "i
 export const FlowNodeView = memo(function FlowNodeView({ id, data, selected }: NodeProps<FlowNode>) {
   const info = useContext(CanvasContext)!;
   const spec = info.catalogue.types.get(data.nodeType);
-  const ports = nodePorts({ id, type: "flow", position: { x: 0, y: 0 }, data }, info.catalogue);
+  const ports = nodePorts({ id, type: "flow", position: { x: 0, y: 0 }, data }, info.catalogue, info.ports);
   const issues = info.issues.get(id) ?? [];
   const errors = issues.filter((i) => i.severity === "error");
   const state = info.runStates?.[id];

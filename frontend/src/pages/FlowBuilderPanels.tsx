@@ -8,7 +8,7 @@ import { api, call, type Page, type Schemas } from "../api/client";
 import { PagedTable } from "../components/DataTable";
 import { Alert, Button, EmptyState, Field, FormDialog, TextField, formatDate, relativeTime } from "../components/ui";
 import { usePaged, useSubmit } from "../lib/hooks";
-import { portColour, portsOf, portTypes, type Catalogue, type NodeTypeSpec } from "../builder/catalogue";
+import { portColour, portsOf, portTypes, type Catalogue, type NodePorts, type NodeTypeSpec } from "../builder/catalogue";
 import { SECRET_WIDGET, configUiSchema } from "../builder/configSchema";
 import type { FlowDocument } from "../builder/document";
 import { RUN_STATE_LABEL, flowInputs, parseRunInput, type NodeRunDetail, type NodeRunState } from "../builder/runview";
@@ -195,6 +195,7 @@ export function NodeInspector({
   nodeId,
   spec,
   config,
+  ports,
   issues,
   readOnly,
   secrets,
@@ -204,6 +205,7 @@ export function NodeInspector({
   nodeId: string;
   spec: NodeTypeSpec | undefined;
   config: Record<string, unknown>;
+  ports: NodePorts | undefined;
   issues: Issue[];
   readOnly: boolean;
   secrets: SecretChoice[];
@@ -211,7 +213,7 @@ export function NodeInspector({
   catalogue: Catalogue;
 }) {
   if (!spec) return <Alert>Node {nodeId} has a type this server does not know. Delete it, or replace it.</Alert>;
-  const ports = portsOf(spec, config);
+  const resolved = portsOf(spec, ports);
   return (
     <section className="stack" aria-label={`Node ${nodeId}`} data-testid="node-inspector">
       <div>
@@ -230,20 +232,20 @@ export function NodeInspector({
         </ul>
       ) : null}
       <div className="small">
-        {ports.inputs.length > 0 ? (
+        {resolved.inputs.length > 0 ? (
           <div>
             In:{" "}
-            {ports.inputs.map((p) => (
+            {resolved.inputs.map((p) => (
               <span key={p.name} className="fb-port-chip" style={{ borderColor: portColour(catalogue.compatibility, p.type) }}>
                 {p.name}: {p.type}
               </span>
             ))}
           </div>
         ) : null}
-        {ports.outputs.length > 0 ? (
+        {resolved.outputs.length > 0 ? (
           <div>
             Out:{" "}
-            {ports.outputs.map((p) => (
+            {resolved.outputs.map((p) => (
               <span key={p.name} className="fb-port-chip" style={{ borderColor: portColour(catalogue.compatibility, p.type) }}>
                 {p.name}: {p.type}
               </span>

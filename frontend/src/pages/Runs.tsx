@@ -189,7 +189,7 @@ function shownStatus(serverStatus: string | undefined, live: LiveRun): string {
  * answered ones with who answered and how. Reloaded when the live view reports a request made
  * or resolved, and when the run ends.
  */
-function RunRequests({ orgSlug, wsId, runId, version }: { orgSlug: string; wsId: string; runId: string; version: string }) {
+export function RunRequests({ orgSlug, wsId, runId, version }: { orgSlug: string; wsId: string; runId: string; version: string }) {
   const requests = useAsync(
     () =>
       call(() =>
