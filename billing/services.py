@@ -236,10 +236,9 @@ def kill_switch_pull(*, ctx: OrgContext, workspace_id: UUID | None, reason: str)
     runs = _runs_in_flight(ctx, workspace)
     message = f"Stopped by the kill switch ({ctx.user.email}): {reason}"
     Run.objects.filter(id__in=runs).update(cancel_reason=message[:600])
-    client = engine_bridge.client()
     for run_id in runs:
         try:
-            client.cancel(str(run_id))
+            engine_bridge.cancel_run(str(run_id))
         except Exception:  # one run's failure must not leave the others running
             log.exception("kill switch %s could not cancel run %s", switch.id, run_id)
     switch.runs_cancelled = len(runs)

@@ -18,7 +18,7 @@ from ._durable import (
     step_order,
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
-from ._human import HUMAN_CHANNEL, AnswerResult, answer_request
+from ._human import HUMAN_CHANNEL, AnswerResult, answer_request, withdraw_requests
 from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, allow_list, check_allow_entry, guarded_fetch
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
@@ -128,4 +128,5 @@ __all__ = [
     "step_order",
     "topological_order",
     "validate_flow",
+    "withdraw_requests",
 ]

@@ -39,6 +39,7 @@ from ._registry import (
     with_mirrors,
 )
 from ._runtime import RunResult, live_streams, run_flow
+from ._slots import SLOTS, waiting
 from ._store import PostgresEventStore
 from ._streams import (
     FramedWriter,
@@ -204,19 +205,20 @@ class _ChildRuns:
         )
         await self._store.execute(sql, params)
         delay = 0.05
-        while True:
-            row = await self._store.fetchone(
-                "SELECT ws.status, wo.output, wo.error FROM dbos.workflow_status ws "
-                "LEFT JOIN dbos.workflow_output wo USING (workflow_uuid) "
-                "WHERE ws.workflow_uuid = %s",
-                [child_id],
-            )
-            if row is not None and row[0] in _TERMINAL:
-                return _child_result(row[0], row[1], row[2])
-            if await self._parent_stopped():
-                raise NodeError(f"run {self._parent} was cancelled while {child_id} ran")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        async with waiting():  # the child needs a slot: this run gives its own back
+            while True:
+                row = await self._store.fetchone(
+                    "SELECT ws.status, wo.output, wo.error FROM dbos.workflow_status ws "
+                    "LEFT JOIN dbos.workflow_output wo USING (workflow_uuid) "
+                    "WHERE ws.workflow_uuid = %s",
+                    [child_id],
+                )
+                if row is not None and row[0] in _TERMINAL:
+                    return _child_result(row[0], row[1], row[2])
+                if await self._parent_stopped():
+                    raise NodeError(f"run {self._parent} was cancelled while {child_id} ran")
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
 
 
 class _WorkspaceData:
@@ -641,9 +643,10 @@ async def run_workflow(
         return outputs
 
     try:
-        result = await run_flow(
-            parsed, inputs, run_id=run_id, events=sink, call_node=call_node, streams=_IN_STEPS
-        )
+        async with SLOTS.run():  # given back while the run waits (engine/_slots.py)
+            result = await run_flow(
+                parsed, inputs, run_id=run_id, events=sink, call_node=call_node, streams=_IN_STEPS
+            )
     finally:
         await sink.close()
     return result_to_json(result)

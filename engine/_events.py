@@ -22,7 +22,8 @@ class EventType(StrEnum):
     TOOL_CALL_END = "TOOL_CALL_END"  # {"tool_call_id"}: the model finished writing the call
     TOOL_CALL_RESULT = "TOOL_CALL_RESULT"  # {"tool_call_id", "result"} or {..., "error"}
     HITL_REQUESTED = "HITL_REQUESTED"  # {"title", "message", "deadline", "approvers"}
-    HITL_RESOLVED = "HITL_RESOLVED"  # {"outcome", "by", "comment"}
+    HITL_ESCALATED = "HITL_ESCALATED"  # {"approvers", "from", "deadline"}
+    HITL_RESOLVED = "HITL_RESOLVED"  # {"outcome", "by", "comment", "escalated"}
 
 
 EVENT_PAYLOADS: dict[EventType, str] = {
@@ -43,11 +44,16 @@ EVENT_PAYLOADS: dict[EventType, str] = {
     EventType.TOOL_CALL_START: "tool_call_id, name: a model started calling a tool",
     EventType.TOOL_CALL_ARGS: "tool_call_id, arguments: the next piece of the arguments' JSON text",
     EventType.TOOL_CALL_END: "tool_call_id: the model finished writing the call's arguments",
-    EventType.TOOL_CALL_RESULT: "tool_call_id, and result (the tool's outputs) or error (why not)",
+    EventType.TOOL_CALL_RESULT: "tool_call_id, and result (the tool's outputs) or error (why "
+    "not); refused: true when a person refused the call, arguments when they edited them",
     EventType.HITL_REQUESTED: "title, message, deadline (or null), approvers: the node waits for "
-    "a person's answer (listed in their inbox)",
+    "a person's answer (listed in their inbox); for an agent's tool call also kind "
+    "(tool_call), request (its key), tool_call_id, tool and arguments",
+    EventType.HITL_ESCALATED: "approvers (who may answer now), from (who could before) and "
+    "deadline (the new one): nobody answered in time, so the request passed to others",
     EventType.HITL_RESOLVED: "outcome (approved, rejected or timed_out), by (who answered; null "
-    "on a timeout) and comment: the wait is over",
+    "on a timeout), comment, and escalated (whether it had passed to the escalation's "
+    "approvers): the wait is over",
 }
 
 

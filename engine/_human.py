@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -28,6 +28,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ._registry import NodeError
+from ._slots import waiting
 from ._store import PostgresEventStore
 
 log = logging.getLogger("fireflow.human")
@@ -35,7 +36,7 @@ log = logging.getLogger("fireflow.human")
 HUMAN_CHANNEL = "fireflow_human"
 # How often a waiting step re-reads its request even without a notification.
 RECHECK_SECONDS = 30.0
-Outcome = Literal["approved", "rejected", "timed_out"]
+Outcome = Literal["approved", "rejected", "timed_out", "cancelled"]
 AnswerStatus = Literal["answered", "already_answered", "expired", "not_found"]
 
 
@@ -45,6 +46,8 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
     def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,15 @@ def answer_request(
     by: str,
     comment: str = "",
     by_id: str | None = None,
+    arguments: Mapping[str, Any] | None = None,
 ) -> AnswerResult:
     """Answer the request of `node_id` in `run_id`, in the cursor's transaction (commit it
     to deliver the answer: the waiting step is notified at commit). Only the first answer
-    counts; after the deadline, none does."""
-    answer = {"outcome": outcome, "comment": comment, "by_id": by_id}
+    counts; after the deadline, none does. `arguments`: a tool call's arguments as the
+    person edited them (the agent's tool-call requests), checked by the caller."""
+    answer: dict[str, Any] = {"outcome": outcome, "comment": comment, "by_id": by_id}
+    if arguments is not None:
+        answer["arguments"] = dict(arguments)
     cursor.execute(
         "UPDATE fireflow.human_request SET answer = %s, answered_by = %s, "
         "answered_at = clock_timestamp() "
@@ -98,6 +105,23 @@ def answer_request(
     if stored is None or stored.get("outcome") == "timed_out":
         return AnswerResult("expired", stored, answered_by, answered_at, deadline)
     return AnswerResult("already_answered", stored, answered_by, answered_at, deadline)
+
+
+def withdraw_requests(cursor: Cursor, run_id: str) -> int:
+    """Close the unanswered requests of a run being cancelled (its child runs' included),
+    in the caller's transaction: they leave the inboxes, answers to them change nothing
+    (the first answer wins, so one given just before stands), and the waiting steps are
+    woken at commit to stop. Returns how many were open."""
+    cursor.execute(
+        "UPDATE fireflow.human_request SET answer = %s, answered_at = clock_timestamp() "
+        "WHERE (run_id = %s OR run_id LIKE %s) AND answer IS NULL RETURNING run_id, node_id",
+        (Jsonb({"outcome": "cancelled", "comment": ""}), run_id, f"{run_id}:%"),
+    )
+    closed = list(cursor.fetchall())
+    for request_run, node_id in closed:
+        cursor.execute("SELECT pg_notify(%s, %s)", (HUMAN_CHANNEL, _note(request_run, node_id)))
+        cursor.fetchone()
+    return len(closed)
 
 
 def _json(value: Any) -> Any:
@@ -174,6 +198,14 @@ class HumanDesk:
         self._node_id = node_id
         self._workspace = str(workspace) if workspace else None
 
+    def keyed(self, key: str) -> "HumanDesk":
+        """Another request of the same step, stored under `<node>:<key>` (node ids have no
+        ':', so it is nobody else's): a node that asks more than once (the agent, one
+        request per tool call) gives each a key that a re-executed step computes again."""
+        return HumanDesk(
+            self._store, self._hub, self._run_id, f"{self._node_id}:{key}", self._workspace
+        )
+
     async def open(
         self, request: Mapping[str, Any], timeout_seconds: float | None
     ) -> dict[str, Any]:
@@ -206,30 +238,50 @@ class HumanDesk:
             "deadline": row[2].isoformat() if row[2] else None,
         }
 
-    async def wait(self) -> dict[str, Any]:
+    async def wait(
+        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
+        # The run's slot serves other runs while this one waits (engine/_slots.py).
+        async with waiting():
+            return await self._wait(on_escalated)
+
+    async def _wait(
+        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None
+    ) -> dict[str, Any]:
         with self._hub.watching(self._run_id, self._node_id) as wake:
             while True:
                 wake.clear()  # before reading: an answer committed after the read wakes us
                 row = await self._store.fetchone(
                     "SELECT h.answer, h.answered_by, h.answered_at, "
-                    "extract(epoch FROM h.deadline - clock_timestamp()), ws.status "
+                    "extract(epoch FROM h.deadline - clock_timestamp()), ws.status, "
+                    "h.request ? 'escalated' "
                     "FROM fireflow.human_request h LEFT JOIN dbos.workflow_status ws "
                     "ON ws.workflow_uuid = h.run_id WHERE h.run_id = %s AND h.node_id = %s",
                     [self._run_id, self._node_id],
                 )
                 if row is None:
                     raise NodeError(f"the request of node '{self._node_id}' was deleted")
-                answer, by, at, remaining, status = row
+                answer, by, at, remaining, status, escalated = row
+                if answer is not None and answer.get("outcome") == "cancelled":
+                    raise NodeError(f"the run was cancelled while node '{self._node_id}' waited")
                 if answer is not None:
                     return {
                         "outcome": answer.get("outcome"),
                         "by": by,
                         "comment": answer.get("comment") or "",
                         "at": at.isoformat() if at else None,
+                        "escalated": escalated,
+                        # a tool call's arguments as edited by the person who approved it
+                        **({"arguments": answer["arguments"]} if "arguments" in answer else {}),
                     }
                 if status == "CANCELLED":
                     raise NodeError(f"the run was cancelled while node '{self._node_id}' waited")
                 if remaining is not None and float(remaining) <= 0:
+                    escalation = await self._escalate()
+                    if escalation is not None:
+                        if on_escalated is not None:
+                            await on_escalated(escalation)
+                        continue
                     await self._time_out()
                     continue  # read what won: the timeout, or an answer just before it
                 timeout = RECHECK_SECONDS
@@ -237,6 +289,31 @@ class HumanDesk:
                     timeout = min(timeout, float(remaining) + 0.05)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _escalate(self) -> dict[str, Any] | None:
+        """At the deadline of a request that says `escalate`: pass it to the escalation's
+        approvers, its deadline moved on by the escalation's timeout counted from the first
+        deadline (a worker that was down does not give the second group longer). Once: the
+        UPDATE is conditional; None when there is nothing (more) to escalate."""
+        row = await self._store.fetchone(
+            "UPDATE fireflow.human_request SET "
+            "request = (request - 'escalate') || jsonb_build_object("
+            "  'approvers', request->'escalate'->'approvers', "
+            "  'on_timeout', request->'escalate'->'on_timeout', "
+            "  'escalated', jsonb_build_object('from', request->'approvers', 'at', deadline)), "
+            "deadline = deadline + make_interval("
+            "  secs => (request->'escalate'->>'timeout_seconds')::float8) "
+            "WHERE run_id = %s AND node_id = %s AND answer IS NULL AND request ? 'escalate' "
+            "AND deadline <= clock_timestamp() RETURNING request, deadline",
+            [self._run_id, self._node_id],
+        )
+        if row is None:
+            return None
+        # Tell the platform's notifier (a new group to ask) as an answer wakes a step.
+        await self._store.execute(
+            "SELECT pg_notify(%s, %s)", [HUMAN_CHANNEL, _note(self._run_id, self._node_id)]
+        )
+        return {"request": row[0], "deadline": row[1].isoformat() if row[1] else None}
 
     async def _time_out(self) -> None:
         await self._store.execute(

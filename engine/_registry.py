@@ -102,9 +102,18 @@ class HumanRequests(Protocol):
         returns {"request", "created_at", "deadline"} as stored."""
         ...
 
-    async def wait(self) -> dict[str, Any]:
+    def keyed(self, key: str) -> "HumanRequests":
+        """Another request of this step, under its own key (stable across a re-executed
+        step): for a node that asks more than once, as the agent does per tool call."""
+        ...
+
+    async def wait(
+        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
         """Wait, holding no thread or connection, for the answer or the deadline; returns
-        {"outcome": approved|rejected|timed_out, "by", "comment", "at"}."""
+        {"outcome": approved|rejected|timed_out, "by", "comment", "at", "escalated"}. A
+        request that says `escalate` passes, at its deadline, to the escalation's approvers
+        with a deadline further on (`on_escalated(request)` is told, with the new deadline)."""
         ...
 
 

@@ -16,6 +16,7 @@ from dbos import DBOS, DBOSConfig
 
 from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
 from ._registry import PolicySource, SecretSource, SpendGate, UsageLedger
+from ._slots import SLOTS
 from ._store import migrate
 
 log = logging.getLogger("fireflow.worker")
@@ -25,7 +26,11 @@ log = logging.getLogger("fireflow.worker")
 class WorkerConfig:
     database_url: str
     executor_id: str
+    # Runs working at once on this worker; and runs that may wait (for a person, their child
+    # runs, a Delay) on top: a waiting run holds no slot, thread or connection, so the queue
+    # hands this worker up to concurrency + parked runs (engine/_slots.py).
     concurrency: int = 50
+    parked: int = 10_000
     # How often the worker looks for queued runs: the most of the wait between a start
     # request and the run beginning (measured by benchmarks/ttft.py).
     polling_interval_sec: float = 0.05
@@ -121,12 +126,13 @@ def run_worker(config: WorkerConfig) -> None:
     configure_event_store(
         config.database_url, config.policy, config.usage, config.secrets, config.spend
     )
+    SLOTS.limit = config.concurrency  # before launch: recovered runs take slots at once
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.launch()
     for queue in (RUN_QUEUE, CHILD_QUEUE):
         DBOS.register_queue(
             queue,
-            worker_concurrency=config.concurrency,
+            worker_concurrency=config.concurrency + config.parked,
             polling_interval_sec=config.polling_interval_sec,
         )
     stop = threading.Event()

@@ -35,7 +35,7 @@ def _carries_key(request: HttpRequest) -> bool:
             return True
         for value in values:
             if API_KEY_LIKE.search(value) or (
-                name.lower() in _QUERY_KEY_NAMES and value.startswith("ff_")
+                name.lower() in _QUERY_KEY_NAMES and value.startswith(("ff_", "ffa_"))
             ):
                 return True
     return False

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 API_KEY_PREFIX = "ff_"
 _API_KEY_RE = re.compile(r"^ff_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
-# Anything that looks like one of our keys, wherever it appears (used to refuse keys in URLs).
-API_KEY_LIKE = re.compile(r"ff_[a-z0-9]{12}_[A-Za-z0-9_-]{20,}")
+# Anything that looks like one of our keys (API keys `ff_`, mini-app keys `ffa_`), wherever it
+# appears (used to refuse keys in URLs).
+API_KEY_LIKE = re.compile(r"ffa?_[a-z0-9]{12}_[A-Za-z0-9_-]{20,}")
 
 
 def digest(secret: str) -> str:

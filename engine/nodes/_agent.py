@@ -12,7 +12,20 @@ Tool runs have deterministic ids, `<run>:<node>:tool:<turn>:<index>` (both from 
 node re-executed after a crash finds the runs it already started instead of starting them
 again (and takes their results, even if the model asks again with other arguments: a tool
 that already ran is not run a second time). Their flows are pinned when the parent run
-starts, like ExecuteFlow's."""
+starts, like ExecuteFlow's.
+
+A tool marked `"approval": true` runs only once a person says so: after TOOL_CALL_END the
+node opens a durable human request of kind `tool_call` (the tool, its description, the
+proposed arguments and its parameters schema), keyed `<node>:tool:<turn>:<index>` like the
+tool's child run, so a re-executed step finds the same request (and its answer) instead of
+asking again, and emits HITL_REQUESTED / HITL_RESOLVED with the tool call's id. Approved,
+the tool runs with the proposed arguments, or with the person's edited ones (checked against
+the parameters when the answer is given; the transcript then carries them, as what was
+called); rejected (or timed out, by default), it does not run and the model is told that a
+person refused the call, with their comment. `tool_approval` says who may answer (as the
+approval node's `approvers`) and what a timeout means. Once a request exists its tool and
+arguments are the ones that count: a model asked again after a crash cannot change what the
+person was shown."""
 
 import asyncio
 import json
@@ -23,17 +36,20 @@ from typing import Any, ClassVar
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from .._events import EventType
 from .._net import allow_list
 from .._ports import PortType
 from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Port
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
+from ._human import Approval, normal_approvers
 from ._llm import MODEL_PROPERTIES, api_key, budget_hold
 
 MAX_TURNS = 20
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 _TOOL_NAME = "^[a-zA-Z0-9_-]{1,64}$"  # what both OpenAI and Anthropic accept
+_MAX_APPROVAL_SECONDS = 60 * 60 * 24 * 90  # ninety days, as the approval node
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class _Tool:
     parameters: dict[str, Any]
     document: dict[str, Any]
     validator: jsonschema.Draft202012Validator
+    approval: bool = False  # a person approves, edits or refuses each call first
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "parameters": self.parameters}
@@ -54,6 +71,8 @@ class _Outcome:
 
     result: dict[str, Any] | None = None
     error: str | None = None
+    arguments: dict[str, Any] | None = None  # what the tool ran with, when not the model's
+    refused: bool = False  # a person (or the deadline) refused the call
 
     def message(self, call: Mapping[str, Any]) -> dict[str, Any]:
         """The tool message that tells the model."""
@@ -66,8 +85,14 @@ class _Outcome:
 
     def event(self, call: Mapping[str, Any]) -> dict[str, Any]:
         if self.error is not None:
-            return {"tool_call_id": call["id"], "error": self.error}
-        return {"tool_call_id": call["id"], "result": self.result}
+            payload: dict[str, Any] = {"tool_call_id": call["id"], "error": self.error}
+            if self.refused:
+                payload["refused"] = True
+            return payload
+        payload = {"tool_call_id": call["id"], "result": self.result}
+        if self.arguments is not None:
+            payload["arguments"] = self.arguments
+        return payload
 
 
 def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
@@ -91,6 +116,8 @@ def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
         specs.append((name, parameters, dict(tool)))
     if specs:
         _children(ctx)  # fails clearly outside the durable runtime
+    if any(tool.get("approval") for _, _, tool in specs) and ctx.human is None:
+        raise NodeError("tool approvals need the durable runtime (run this flow on a worker)")
     tools: dict[str, _Tool] = {}
     for index, (name, parameters, tool) in enumerate(specs):
         try:
@@ -103,6 +130,7 @@ def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
             parameters=parameters,
             document=document,
             validator=jsonschema.Draft202012Validator(parameters),
+            approval=bool(tool.get("approval", False)),
         )
     return tools
 
@@ -211,6 +239,33 @@ class Agent(NodeType):
                             "description": "a JSON Schema of the arguments (the flow's inputs)",
                         },
                         "flow_id": _FLOW_REF,
+                        "approval": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "a person approves each call before it runs (and "
+                            "may edit its arguments, or refuse it); see tool_approval",
+                        },
+                    },
+                },
+            },
+            "tool_approval": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "for the tools marked `approval`: who may answer, for how long",
+                "properties": {
+                    # the same shape as the approval node's, read by the same inbox rules
+                    "approvers": Approval.config_schema["properties"]["approvers"],
+                    "timeout_seconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": _MAX_APPROVAL_SECONDS,
+                        "description": "how long the approvers have; none: no deadline",
+                    },
+                    "on_timeout": {
+                        "enum": ["reject", "approve", "fail"],
+                        "default": "reject",
+                        "description": "when nobody answered in time: refuse the call (the "
+                        "model is told), run it as proposed, or fail the node",
                     },
                 },
             },
@@ -274,7 +329,11 @@ class Agent(NodeType):
                 turn=turn,
                 ctx=ctx,
                 events=events,
+                approval=dict(config.get("tool_approval") or {}),
             )
+            for written, outcome in zip(assistant.get("tool_calls", []), outcomes, strict=True):
+                if outcome.arguments is not None:  # what ran is what the transcript says
+                    written["arguments"] = outcome.arguments
             messages.extend(
                 outcome.message(call)
                 for call, outcome in zip(result.tool_calls, outcomes, strict=True)
@@ -298,6 +357,7 @@ class Agent(NodeType):
         turn: int,
         ctx: NodeContext,
         events: "_Events",
+        approval: Mapping[str, Any],
     ) -> list[_Outcome]:
         """The turn's tool calls, run side by side; results are reported in call order."""
 
@@ -309,14 +369,28 @@ class Agent(NodeType):
             error = _argument_error(tool, call)
             if error is not None:
                 return _Outcome(error=error)
+            arguments = dict(call["arguments"])
+            edited: dict[str, Any] | None = None
+            if tool.approval:
+                asked = await _ask_person(
+                    tool, tools, call, key=f"tool:{turn}:{index}", settings=approval, ctx=ctx
+                )
+                if isinstance(asked, _Outcome):
+                    return asked
+                tool, arguments = asked
+                if arguments != call["arguments"]:
+                    edited = arguments
             child_id = f"{ctx.run_id}:{ctx.node_id}:tool:{turn}:{index}"
-            result = await children.run(child_id, tool.document, dict(call["arguments"]))
+            result = await children.run(child_id, tool.document, arguments)
             status = result.get("status", "failed")
             if status == "cancelled":
                 raise NodeError(f"tool run {child_id} was cancelled")
             if status != "completed":
-                return _Outcome(error=f"the tool failed: {result.get('error') or 'no detail'}")
-            return _Outcome(result=dict(result.get("outputs") or {}))
+                return _Outcome(
+                    error=f"the tool failed: {result.get('error') or 'no detail'}",
+                    arguments=edited,
+                )
+            return _Outcome(result=dict(result.get("outputs") or {}), arguments=edited)
 
         tasks = [asyncio.ensure_future(one(index, call)) for index, call in enumerate(calls)]
         outcomes: list[_Outcome] = []
@@ -330,6 +404,83 @@ class Agent(NodeType):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         return outcomes
+
+
+async def _ask_person(
+    tool: _Tool,
+    tools: Mapping[str, _Tool],
+    call: Mapping[str, Any],
+    *,
+    key: str,
+    settings: Mapping[str, Any],
+    ctx: NodeContext,
+) -> "tuple[_Tool, dict[str, Any]] | _Outcome":
+    """Ask whether the call may run, and wait (durably) for the answer: the tool and the
+    arguments to run it with, or the outcome that tells the model it was refused."""
+    if ctx.human is None:  # pragma: no cover (checked with the config, before any call)
+        raise NodeError("tool approvals need the durable runtime (run this flow on a worker)")
+    desk = ctx.human.keyed(key)
+    request = {
+        "kind": "tool_call",
+        "title": f"Run the tool '{tool.name}'?",
+        "message": f"The agent wants to call '{tool.name}'"
+        + (f": {tool.description}" if tool.description else "."),
+        "data": dict(call["arguments"]),
+        "tool": tool.name,
+        "description": tool.description,
+        "arguments": dict(call["arguments"]),
+        "parameters": tool.parameters,
+        "tool_call_id": str(call["id"]),
+        "node": ctx.node_id,
+        "approvers": normal_approvers(settings.get("approvers")),
+        "on_timeout": settings.get("on_timeout", "reject"),
+    }
+    timeout = settings.get("timeout_seconds")
+    opened = await desk.open(request, float(timeout) if timeout else None)
+    stored = opened["request"]
+    # The request as first made is the one that counts (a re-executed step's model may
+    # propose otherwise; the person answered what they were shown).
+    tool = tools.get(str(stored.get("tool")), tool)
+    proposed = dict(stored.get("arguments") or {})
+    request_id = f"{ctx.node_id}:{key}"
+    if ctx.emit is not None:
+        await ctx.emit(
+            EventType.HITL_REQUESTED,
+            {
+                "title": stored.get("title"),
+                "message": stored.get("message"),
+                "deadline": opened["deadline"],
+                "approvers": stored.get("approvers"),
+                "kind": "tool_call",
+                "request": request_id,
+                "tool_call_id": call["id"],
+                "tool": tool.name,
+                "arguments": proposed,
+            },
+        )
+    decision = await desk.wait()
+    outcome = decision.get("outcome")
+    edited = decision.get("arguments")
+    if ctx.emit is not None:
+        resolved = {k: decision.get(k) for k in ("outcome", "by", "comment")}
+        resolved.update(kind="tool_call", request=request_id, tool_call_id=call["id"])
+        if edited is not None:
+            resolved["arguments"] = edited
+        await ctx.emit(EventType.HITL_RESOLVED, resolved)
+    if outcome == "timed_out":
+        on_timeout = stored.get("on_timeout", "reject")
+        if on_timeout == "fail":
+            raise NodeError(f"nobody answered whether to run the tool '{tool.name}' in time")
+        if on_timeout != "approve":
+            return _Outcome(
+                error="not run: nobody approved this call before its deadline", refused=True
+            )
+        outcome = "approved"
+    if outcome != "approved":
+        comment = str(decision.get("comment") or "").strip()
+        said = f' Their comment: "{comment}"' if comment else " They gave no reason."
+        return _Outcome(error=f"a person refused this call; it was not run.{said}", refused=True)
+    return tool, (dict(edited) if isinstance(edited, dict) else proposed)
 
 
 class _Usage:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
+from .._slots import waiting
 
 _MAX_DELAY = 60 * 60 * 24 * 90  # ninety days
 _FLOW_REF = {"type": "string", "format": "uuid", "description": "a flow of this workspace"}
@@ -66,7 +67,8 @@ class Delay(NodeType):
             await asyncio.sleep(seconds)
         else:
             deadline = await ctx.checkpoint(_deadline, seconds)
-            await asyncio.sleep(max(0.0, float(deadline) - _wall_clock()))
+            async with waiting():  # the run's slot serves others meanwhile
+                await asyncio.sleep(max(0.0, float(deadline) - _wall_clock()))
         return {"value": inputs.get("value")}
 
 

@@ -3,7 +3,8 @@
 The node is one ordinary step: it creates its request (once per run and node, with its
 deadline fixed then), waits for the answer through the worker's one listener
 (engine/_human.py) and returns the outcome, which DBOS checkpoints. Only the branch of the
-outcome is taken: `approved` or `rejected` (an output left out is not taken)."""
+outcome is taken: `approved`, `rejected` or `timed_out` (an output left out is not taken).
+At its deadline a request may escalate to other approvers, with a second deadline."""
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -17,6 +18,28 @@ from ._core import _JINJA
 
 _MAX_TIMEOUT = 60 * 60 * 24 * 90  # ninety days
 _MAX_MESSAGE = 20_000
+_APPROVERS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "role": {
+            "enum": ["viewer", "editor", "owner"],
+            "default": "editor",
+            "description": "members with at least this workspace role may answer",
+        },
+        "users": {
+            "type": "array",
+            "maxItems": 100,
+            "items": {"type": "string", "format": "email", "maxLength": 254},
+            "description": "members (by email) who may answer whatever their role",
+        },
+        "caller": {
+            "type": "boolean",
+            "default": True,
+            "description": "the person who started the run may answer",
+        },
+    },
+}
 
 
 class Approval(NodeType):
@@ -40,37 +63,54 @@ class Approval(NodeType):
                 "description": "Jinja2 template over the `data` input (as `data`, and its "
                 "fields when it is an object)",
             },
-            "approvers": {
+            "approvers": _APPROVERS,
+            "timeout_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": _MAX_TIMEOUT,
+                "description": "how long the approvers have; none: no deadline",
+            },
+            "on_timeout": {
+                "enum": ["reject", "approve", "fail", "branch", "escalate"],
+                "default": "reject",
+                "description": "when nobody answered in time: take `rejected` (or `approved`), "
+                "fail the node, take the `timed_out` branch, or escalate: ask `escalate.approvers` "
+                "for `escalate.timeout_seconds` more",
+            },
+            "escalate": {
                 "type": "object",
                 "additionalProperties": False,
+                "required": ["approvers", "timeout_seconds"],
                 "properties": {
-                    "role": {
-                        "enum": ["viewer", "editor", "owner"],
-                        "default": "editor",
-                        "description": "members with at least this workspace role may answer",
-                    },
-                    "users": {
-                        "type": "array",
-                        "maxItems": 100,
-                        "items": {"type": "string", "format": "email", "maxLength": 254},
-                        "description": "members (by email) who may answer whatever their role",
-                    },
-                    "caller": {
-                        "type": "boolean",
-                        "default": True,
-                        "description": "the person who started the run may answer",
+                    "approvers": _APPROVERS,
+                    "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": _MAX_TIMEOUT},
+                    "on_timeout": {
+                        "enum": ["reject", "approve", "fail", "branch"],
+                        "default": "reject",
+                        "description": "when the escalation's approvers do not answer in time",
                     },
                 },
             },
-            "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": _MAX_TIMEOUT},
-            "on_timeout": {"enum": ["reject", "approve", "fail"], "default": "reject"},
+            "remind_every_seconds": {
+                "type": "integer",
+                "minimum": 60,
+                "maximum": _MAX_TIMEOUT,
+                "description": "email the approvers again this often while nobody answers",
+            },
         },
+        "if": {"properties": {"on_timeout": {"const": "escalate"}}, "required": ["on_timeout"]},
+        "then": {"required": ["timeout_seconds", "escalate"]},
     }
     INPUTS = (Port("data", PortType.ANY, required=False, description="shown to approvers"),)
     OUTPUTS = (
         Port("approved", PortType.ANY, description="the data, when approved"),
         Port("rejected", PortType.ANY, description="the data, when rejected"),
-        Port("decision", PortType.JSON, description="{outcome, by, comment, at}"),
+        Port(
+            "timed_out",
+            PortType.ANY,
+            description="the data, when nobody answered in time (on_timeout: branch)",
+        ),
+        Port("decision", PortType.JSON, description="{outcome, by, comment, at, escalated}"),
     )
 
     async def execute(
@@ -79,18 +119,23 @@ class Approval(NodeType):
         if ctx.human is None:
             raise NodeError("approvals need the durable runtime (run this flow on a worker)")
         data = inputs.get("data")
-        approvers = dict(config.get("approvers") or {})
-        request = {
+        on_timeout = config.get("on_timeout", "reject")
+        request: dict[str, Any] = {
             "title": config["title"],
             "message": _render(config.get("message", ""), data),
             "data": data,
-            "approvers": {
-                "role": approvers.get("role", "editor"),
-                "users": sorted({str(u).strip().lower() for u in approvers.get("users", [])}),
-                "caller": bool(approvers.get("caller", True)),
-            },
-            "on_timeout": config.get("on_timeout", "reject"),
+            "approvers": normal_approvers(config.get("approvers")),
+            "on_timeout": on_timeout,
         }
+        escalate = config.get("escalate") or {}
+        if on_timeout == "escalate":
+            request["escalate"] = {
+                "approvers": normal_approvers(escalate.get("approvers")),
+                "timeout_seconds": escalate["timeout_seconds"],
+                "on_timeout": escalate.get("on_timeout", "reject"),
+            }
+        if config.get("remind_every_seconds"):
+            request["remind_every_seconds"] = config["remind_every_seconds"]
         timeout = config.get("timeout_seconds")
         opened = await ctx.human.open(request, float(timeout) if timeout else None)
         stored = opened["request"]
@@ -104,21 +149,46 @@ class Approval(NodeType):
                     "approvers": stored.get("approvers"),
                 },
             )
-        decision = await ctx.human.wait()
+
+        async def escalated(escalation: dict[str, Any]) -> None:
+            if ctx.emit is not None:
+                moved = escalation["request"]
+                await ctx.emit(
+                    EventType.HITL_ESCALATED,
+                    {
+                        "approvers": moved.get("approvers"),
+                        "from": (moved.get("escalated") or {}).get("from"),
+                        "deadline": escalation["deadline"],
+                    },
+                )
+
+        decision = await ctx.human.wait(escalated)
         if ctx.emit is not None:
             await ctx.emit(
                 EventType.HITL_RESOLVED,
-                {k: decision.get(k) for k in ("outcome", "by", "comment")},
+                {k: decision.get(k) for k in ("outcome", "by", "comment", "escalated")},
             )
         outcome = decision["outcome"]
-        if outcome == "timed_out":
-            on_timeout = stored.get("on_timeout", "reject")
-            if on_timeout == "fail":
-                raise NodeError(f"nobody answered '{config['title']}' before its deadline")
-            branch = "approved" if on_timeout == "approve" else "rejected"
-        else:
+        if outcome != "timed_out":
             branch = "approved" if outcome == "approved" else "rejected"
+            return {branch: data, "decision": decision}
+        # Nobody answered in time: the first group's rule, or the escalation's once it ran.
+        final = escalate.get("on_timeout", "reject") if decision.get("escalated") else on_timeout
+        if final == "fail":
+            who = "the escalation's approvers" if decision.get("escalated") else "anyone"
+            raise NodeError(f"{who} did not answer '{config['title']}' before its deadline")
+        branch = {"approve": "approved", "branch": "timed_out"}.get(final, "rejected")
         return {branch: data, "decision": decision}
+
+
+def normal_approvers(raw: Any) -> dict[str, Any]:
+    """`approvers` as stored in a request: defaults filled in, emails lower-cased, once."""
+    approvers = dict(raw or {})
+    return {
+        "role": approvers.get("role", "editor"),
+        "users": sorted({str(u).strip().lower() for u in approvers.get("users", [])}),
+        "caller": bool(approvers.get("caller", True)),
+    }
 
 
 def _render(template: str, data: Any) -> str:

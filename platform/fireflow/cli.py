@@ -200,15 +200,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from billing.courier import start_courier
     from billing.worker import CostControl
     from flows.adapters import WorkspacePolicy
+    from flows.notify import start_notifier
     from vault import rewrap  # noqa: F401 (registers the master key rewrap job)
     from vault.source import VaultSecrets
 
     start_courier(database_url)  # budget alerts by email and webhook (billing/courier.py)
+    start_notifier()  # emails to the people human requests wait for (flows/notify.py)
     engine.run_worker(
         engine.WorkerConfig(
             database_url=database_url,
             executor_id=args.executor_id,
             concurrency=args.concurrency,
+            parked=args.parked,
             node_modules=modules,
             policy=WorkspacePolicy(database_url),
             usage=(costs := CostControl(database_url)),
@@ -249,7 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FIREFLOW_EXECUTOR_ID", f"{socket.gethostname()}-worker-1"),
         help="unique and stable per worker process: a restarted worker keeps its id",
     )
-    worker.add_argument("--concurrency", type=int, default=50)
+    worker.add_argument(
+        "--concurrency", type=int, default=50, help="runs working at once (default 50)"
+    )
+    worker.add_argument(
+        "--parked",
+        type=int,
+        default=10_000,
+        help="runs that may wait (for a person, child runs, a Delay) on top, holding no slot",
+    )
     worker.set_defaults(func=cmd_worker)
     with_db = sub.add_parser("with-db", help="run a command against a ready database")
     with_db.add_argument("command", nargs=argparse.REMAINDER)

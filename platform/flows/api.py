@@ -324,7 +324,9 @@ def run_requests(request: HttpRequest, run_id: UUID) -> list[dict[str, Any]]:
     description="Only the people the request names may answer (a workspace role, named "
     "members, the run's caller). A second or replayed answer changes nothing and answers "
     "409 `already_answered` with the answer given (in `fields`); after the deadline, 409 "
-    "`expired`.",
+    "`expired`. An agent's tool call may be approved with edited `arguments`, which must fit "
+    "the tool's parameters (422 `invalid_arguments`, the arguments at fault in `fields`); "
+    "other requests refuse `arguments` (422 `arguments_not_allowed`).",
 )
 def request_answer(
     request: HttpRequest, run_id: UUID, node_id: str, payload: AnswerIn
@@ -335,4 +337,5 @@ def request_answer(
         node_id=node_id,
         decision=payload.decision,
         comment=payload.comment,
+        arguments=payload.arguments,
     )

@@ -4,7 +4,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from django.db import connections
+from django.db import connection, connections, transaction
 
 import engine
 
@@ -32,3 +32,11 @@ def database_url() -> str:
 @cache
 def client() -> engine.EngineClient:
     return engine.EngineClient(database_url())
+
+
+def cancel_run(run_id: str) -> None:
+    """Cancel a run (its child runs with it); its unanswered requests to people close too,
+    so they leave the inboxes and the waiting step stops at once."""
+    client().cancel(run_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        engine.withdraw_requests(cursor, run_id)

@@ -1,10 +1,13 @@
-"""Human requests of runs (the approval node): who may answer them, the inbox of what a
-user may answer across their organisations, and the answer itself.
+"""Human requests of runs (the approval node, a budget's pause, an agent's tool call): who
+may answer them, the inbox of what a user may answer across their organisations, and the
+answer itself.
 
-The requests live in the engine's table `fireflow.human_request` (one per run and node,
+The requests live in the engine's table `fireflow.human_request` (one per run and request
+key: the node's id, or `<node>:tool:<turn>:<index>` for an agent's tool call;
 engine/_human.py); the answer is written through `engine.answer_request`, a conditional
 UPDATE in this transaction (the first answer wins, a replay changes nothing), and the
-waiting step is notified when it commits.
+waiting step is notified when it commits. A tool call may be approved with edited
+arguments, checked here against the tool's parameters before anything is stored.
 
 Who may answer (besides seeing the workspace at all): members holding at least the
 request's workspace role, the members it names by email, and the run's caller if it says
@@ -15,10 +18,11 @@ import json
 from typing import Any
 from uuid import UUID
 
+import jsonschema
 from django.db import connection, transaction
 
 import engine
-from fireflow.errors import Conflict, Forbidden, NotFound
+from fireflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.access import resolve_org, workspace_roles
 from tenants.audit import audit_record
 from tenants.context import Actor, OrgContext, WorkspaceContext
@@ -93,9 +97,23 @@ def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str
         status = str(answer.get("outcome"))
     else:
         status = "expired" if expired else "pending"
+    kind = str(request.get("kind") or "approval")
+    tool_call = None
+    if kind == "tool_call":
+        tool_call = {
+            "tool": request.get("tool", ""),
+            "description": request.get("description", ""),
+            "arguments": request.get("arguments") or {},
+            "parameters": request.get("parameters") or {},
+            "tool_call_id": request.get("tool_call_id", ""),
+            "edited_arguments": (answer or {}).get("arguments"),
+        }
     return {
         "run_id": run_id,
         "node_id": node_id,
+        "node": request.get("node") or node_id,
+        "kind": kind,
+        "tool_call": tool_call,
         "org_slug": org_slug,
         "workspace_id": workspace_id,
         "flow_id": flow_id,
@@ -190,13 +208,69 @@ def run_requests(*, wctx: WorkspaceContext, run_id: UUID) -> list[dict[str, Any]
     ]
 
 
+def _argument_errors(parameters: dict[str, Any], arguments: dict[str, Any]) -> dict[str, str]:
+    """Where edited arguments break the tool's parameters, by argument (`arguments.<path>`)."""
+    try:
+        validator = jsonschema.Draft202012Validator(parameters)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    except jsonschema.SchemaError:  # pragma: no cover (checked when the node ran)
+        return {"arguments": "the tool's parameters are not a valid JSON Schema"}
+    fields: dict[str, str] = {}
+    for error in errors:
+        where = ".".join(["arguments", *(str(part) for part in error.absolute_path)])
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        if error.validator == "required":  # name the missing argument, not its parent
+            for name in error.validator_value:
+                if name not in instance:
+                    fields.setdefault(f"{where}.{name}", "this argument is required")
+        elif error.validator == "additionalProperties" and error.validator_value is False:
+            known = set((error.schema or {}).get("properties") or {})
+            for name in sorted(set(instance) - known):
+                fields.setdefault(f"{where}.{name}", "the tool has no such argument")
+        else:
+            fields.setdefault(where, error.message)
+    return fields
+
+
+def _check_arguments(request: dict[str, Any], decision: str, arguments: dict[str, Any]) -> None:
+    """Edited arguments: only for a tool call, only with an approval, only if they fit."""
+    if request.get("kind") != "tool_call":
+        raise InvalidInput(
+            "Only an agent's tool-call request takes arguments; this request is not one.",
+            code="arguments_not_allowed",
+            fields={"arguments": "not allowed for this request"},
+        )
+    if decision != "approve":
+        raise InvalidInput(
+            "Edited arguments go with an approval: a rejected call does not run.",
+            code="arguments_not_allowed",
+            fields={"arguments": "only with decision 'approve'"},
+        )
+    fields = _argument_errors(dict(request.get("parameters") or {}), arguments)
+    if fields:
+        raise InvalidInput(
+            f"The arguments do not fit the parameters of the tool '{request.get('tool')}': "
+            "nothing was stored; correct them and answer again.",
+            code="invalid_arguments",
+            fields=fields,
+        )
+
+
 @transaction.atomic
 def request_answer(
-    *, wctx: WorkspaceContext, run_id: UUID, node_id: str, decision: str, comment: str = ""
+    *,
+    wctx: WorkspaceContext,
+    run_id: UUID,
+    node_id: str,
+    decision: str,
+    comment: str = "",
+    arguments: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Answer the request of `node_id` in the run (approve or reject; audited). Only the
-    first answer counts: a second or replayed one is refused (409 already_answered, with the
-    answer given), and so is one after the deadline (409 expired)."""
+    """Answer the request `node_id` of the run (approve or reject; audited); an agent's tool
+    call may be approved with edited `arguments` (422 with the arguments at fault when they
+    do not fit the tool's parameters, nothing stored). Only the first answer counts: a
+    second or replayed one is refused (409 already_answered, with the answer given), and so
+    is one after the deadline (409 expired)."""
     run = run_get_row(wctx=wctx, run_id=run_id)
     rows = _rows(wctx, run_id, node_id)
     if not rows:
@@ -206,6 +280,11 @@ def request_answer(
             "You may not answer this request: it needs another workspace role, a named "
             "approver or the run's caller.",
             code="not_an_approver",
+        )
+    if arguments is not None:
+        stored = rows[0][3]
+        _check_arguments(
+            json.loads(stored) if isinstance(stored, str) else stored, decision, arguments
         )
     outcome = "approved" if decision == "approve" else "rejected"
     with connection.cursor() as cursor:
@@ -217,6 +296,7 @@ def request_answer(
             by=wctx.actor.user.email,
             by_id=str(wctx.actor.user.id),
             comment=comment,
+            arguments=arguments,
         )
     if result.status == "not_found":  # pragma: no cover (read above, in this transaction)
         raise NotFound(f"Run {run_id} has no request at node '{node_id}'.")
@@ -227,6 +307,12 @@ def request_answer(
             "answered_by": result.answered_by or "",
             "answered_at": result.answered_at.isoformat() if result.answered_at else "",
         }
+        if given == "cancelled":
+            raise Conflict(
+                "The run was cancelled: this request is closed, and your answer changed nothing.",
+                code="run_cancelled",
+                fields=fields,
+            )
         if result.status == "expired":
             raise Conflict(
                 "This request expired: nobody answered it before its deadline.",
@@ -248,6 +334,11 @@ def request_answer(
         target_id=run.id,
         target_label=f"{run.flow.name}: {node_id}",
         workspace=wctx.workspace,
-        after={"node": node_id, "outcome": outcome, "comment": comment},
+        after={
+            "node": node_id,
+            "outcome": outcome,
+            "comment": comment,
+            **({"arguments": arguments} if arguments is not None else {}),
+        },
     )
     return _shape(_rows(wctx, run_id, node_id)[0], org_slug=wctx.org.slug, can_answer=False)

@@ -273,9 +273,30 @@ class NodeRulesOut(Schema):
     node_rules: list[NodeRule]
 
 
+class ToolCallRequestOut(Schema):
+    tool: str = Field(description="the tool (a flow of the workspace) the agent wants to call")
+    description: str = Field(description="what the tool does, as the agent was told")
+    arguments: dict[str, Any] = Field(description="the arguments the model proposed")
+    parameters: dict[str, Any] = Field(
+        description="the tool's parameters (JSON Schema): what edited arguments must fit"
+    )
+    tool_call_id: str = Field(description="the call's id in the run's TOOL_CALL_* events")
+    edited_arguments: dict[str, Any] | None = Field(
+        description="the arguments the approver gave instead, once approved with edits"
+    )
+
+
 class HumanRequestOut(Schema):
     run_id: str
-    node_id: str
+    node_id: str = Field(
+        description="the request's key in the run (the answer's URL): the node's id, or "
+        "`<node>:tool:<turn>:<index>` for an agent's tool call"
+    )
+    node: str = Field(description="the node of the flow that asks")
+    kind: str = Field(description="approval (the approval node), budget or tool_call")
+    tool_call: ToolCallRequestOut | None = Field(
+        description="for kind tool_call: the proposed call, and any edit it was approved with"
+    )
     org_slug: str
     workspace_id: str
     flow_id: UUID
@@ -296,3 +317,9 @@ class HumanRequestOut(Schema):
 class AnswerIn(Schema):
     decision: Literal["approve", "reject"]
     comment: str = Field("", max_length=2000)
+    arguments: dict[str, Any] | None = Field(
+        None,
+        description="only for a tool call, with `approve`: the arguments to run the tool with "
+        "instead of the proposed ones; they must fit the tool's parameters (422 naming the "
+        "arguments at fault otherwise)",
+    )

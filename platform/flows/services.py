@@ -486,7 +486,7 @@ def _enqueue(run: Run, document: dict[str, Any], subflows: dict[str, Any]) -> No
 def run_cancel(*, wctx: WorkspaceContext, run_id: UUID) -> None:
     wctx.require(WorkspaceRole.EDITOR, action="cancel runs")
     run_get_row(wctx=wctx, run_id=run_id)
-    engine_bridge.client().cancel(str(run_id))
+    engine_bridge.cancel_run(str(run_id))
 
 
 def run_resume(*, wctx: WorkspaceContext, run_id: UUID) -> None:

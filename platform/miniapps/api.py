@@ -149,7 +149,7 @@ def public_run_detail(request: HttpRequest, org_slug: str, app_slug: str, run_id
 
 # What a visitor's stream shows: the run's course and its text, not the flow's insides
 # (node values, tool calls, usage); human steps, so the page can show their cards.
-_SHOWN_CUSTOM = {"HITL_REQUESTED", "HITL_RESOLVED", "NODE_RESTARTED"}
+_SHOWN_CUSTOM = {"HITL_REQUESTED", "HITL_ESCALATED", "HITL_RESOLVED", "NODE_RESTARTED"}
 
 
 def _shown(event: ag.BaseEvent) -> bool:

@@ -74,7 +74,13 @@ def _kill_survivors() -> None:
 
 class Worker:
     def __init__(
-        self, url: str, executor_id: str, dead_after: float = 15.0, *, platform: bool = False
+        self,
+        url: str,
+        executor_id: str,
+        dead_after: float = 15.0,
+        *,
+        platform: bool = False,
+        concurrency: int = 50,
     ) -> None:
         """An engine worker; `platform=True` runs `fireflow worker` instead, with the
         platform's adapters wired in (and the test node types as a plugin)."""
@@ -86,7 +92,14 @@ class Worker:
             "FIREFLOW_TEST_LEDGER_URL": url,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
-        command = [sys.executable, str(WORKER_MAIN), url, executor_id, str(dead_after)]
+        command = [
+            sys.executable,
+            str(WORKER_MAIN),
+            url,
+            executor_id,
+            str(dead_after),
+            str(concurrency),
+        ]
         if platform:
             env.update(
                 DATABASE_URL=url,
@@ -94,6 +107,8 @@ class Worker:
                 LOG_LEVEL="WARNING",
                 # Budget-alert webhooks may reach the tests' local receivers.
                 FIREFLOW_WEBHOOK_ALLOW="127.0.0.1",
+                # Approvers are emailed within a second of a request (flows/notify.py).
+                FIREFLOW_NOTICE_SECONDS="1",
             )
             command = [sys.executable, "-m", "fireflow.cli", "worker", "--executor-id", executor_id]
         self.process = subprocess.Popen(

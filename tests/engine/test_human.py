@@ -2,9 +2,10 @@
 while no worker runs is picked up, the deadline is fixed once, and parallel approvals each
 get their own answer."""
 
+import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 import engine
 from tests.engine.harness import (
     Worker,
+    chain,
     enqueue,
     fresh_database,
     ledger,
@@ -237,3 +239,139 @@ def test_parallel_approvals_answered_in_reverse_order_each_get_their_own(url: st
     assert state == "SUCCESS"
     assert output["outputs"] == {f"yes_{first}": f"v-{first}-yes", f"no_{second}": f"v-{second}-no"}
     assert _starts(url, run_id) == Counter({f"yes_{first}": 1, f"no_{second}": 1})
+
+
+def _timeout_flow(**approval: Any) -> dict[str, Any]:
+    """_approval_flow with the `timed_out` branch taken to a ledger node and an output."""
+    flow = _approval_flow(**approval)
+    flow["nodes"] += [
+        {"id": "late", "type": "test_ledger", "config": {"suffix": "-late"}},
+        {"id": "out_late", "type": "output", "config": {"name": "timed_out"}},
+    ]
+    flow["edges"] += [
+        {"from": "ask.timed_out", "to": "late.value"},
+        {"from": "late.value", "to": "out_late.value"},
+    ]
+    return flow
+
+
+def _event_types(url: str, run_id: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT type FROM fireflow.run_event WHERE run_id = %s ORDER BY seq", (run_id,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_timeout_can_continue_on_its_own_branch(url: str) -> None:
+    worker = Worker(url, "hitl-branch")
+    try:
+        run_id = enqueue(url, _timeout_flow(timeout_seconds=2, on_timeout="branch"), {"x": "slow"})
+        state, output = wait_terminal(url, run_id, timeout=30)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert output["outputs"]["timed_out"] == "slow-before-late"
+    assert "approved" not in output["outputs"]
+    assert "rejected" not in output["outputs"]
+    assert output["outputs"]["decision"]["outcome"] == "timed_out"
+
+
+ESCALATION = {
+    "timeout_seconds": 2,
+    "on_timeout": "escalate",
+    "approvers": {"role": "editor"},
+    "escalate": {
+        "approvers": {"role": "owner", "users": ["Boss@Example.com"], "caller": False},
+        "timeout_seconds": 60,
+    },
+}
+
+
+def test_an_unanswered_request_escalates_once_and_the_escalation_answers(url: str) -> None:
+    worker = Worker(url, "hitl-escalate")
+    try:
+        run_id = enqueue(url, _timeout_flow(**ESCALATION), {"x": "big"})
+        first = wait_for(lambda: _request(url, run_id), 30, "the request")[2]
+        escalated = wait_for(
+            lambda: (row := _request(url, run_id)) and "escalated" in row[0] and row,
+            30,
+            "the escalation",
+        )
+        request, _created, deadline, answer = escalated
+        assert answer is None
+        assert request["approvers"] == {
+            "role": "owner",
+            "users": ["boss@example.com"],
+            "caller": False,
+        }
+        assert request["escalated"]["from"]["role"] == "editor"
+        # The escalation's deadline counts from the first one.
+        assert (deadline - first).total_seconds() == pytest.approx(60, abs=0.01)
+        # A worker killed and restarted does not escalate again, nor move the deadline.
+        worker.kill9()
+        worker = Worker(url, "hitl-escalate")
+        wait_for(lambda: _recoveries(url, run_id) >= 1, 30, "the run to be recovered")
+        assert _request(url, run_id)[2] == deadline  # type: ignore[index]
+        assert _answer(url, run_id, "approved", comment="fine by me").status == "answered"
+        state, output = wait_terminal(url, run_id, timeout=30)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert output["outputs"]["approved"] == "big-before-yes"
+    assert output["outputs"]["decision"]["escalated"] is True
+    types = _event_types(url, run_id)
+    assert types.count("HITL_ESCALATED") == 1
+    assert types.index("HITL_ESCALATED") < types.index("HITL_RESOLVED")
+
+
+def test_an_escalation_nobody_answers_ends_by_its_own_rule_even_after_a_worker_was_down(
+    url: str,
+) -> None:
+    flow = _timeout_flow(
+        **{
+            **ESCALATION,
+            "escalate": {**ESCALATION["escalate"], "timeout_seconds": 3, "on_timeout": "branch"},
+        }  # type: ignore[dict-item]
+    )
+    worker = Worker(url, "hitl-escalate-late")
+    run_id = enqueue(url, flow, {"x": "quiet"})
+    first = wait_for(lambda: _request(url, run_id), 30, "the request")[2]
+    worker.kill9()  # down across both deadlines
+    while datetime.now(first.tzinfo) < first + timedelta(seconds=4):
+        time.sleep(0.2)
+    worker = Worker(url, "hitl-escalate-late")
+    try:
+        state, output = wait_terminal(url, run_id, timeout=30)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS"
+    assert output["outputs"]["timed_out"] == "quiet-before-late"
+    assert output["outputs"]["decision"]["outcome"] == "timed_out"
+    assert output["outputs"]["decision"]["escalated"] is True
+    request, _created, deadline, _answer_row = _request(url, run_id)  # type: ignore[misc]
+    assert (deadline - first).total_seconds() == pytest.approx(3, abs=0.01)
+    assert request["approvers"]["role"] == "owner"
+
+
+def test_waiting_runs_give_their_slots_to_working_ones(url: str) -> None:
+    """A worker of two slots holds six runs waiting for people and still runs a seventh that
+    does not wait: a wait holds no slot (engine/_slots.py)."""
+    worker = Worker(url, "hitl-slots", concurrency=2)
+    try:
+        waiting = [enqueue(url, _approval_flow(), {"x": f"w{i}"}) for i in range(6)]
+        for run_id in waiting:
+            wait_for(lambda: _request(url, run_id), 30, "every run to reach its approval")  # noqa: B023
+        quick = enqueue(url, chain(("a", 0.0)), {"x": "q"})
+        state, output = wait_terminal(url, quick, timeout=30)
+        assert state == "SUCCESS"
+        assert output["outputs"]["result"] == "q-a"
+        for run_id in waiting:
+            assert _answer(url, run_id, "approved").status == "answered"
+        outcomes = [wait_terminal(url, run_id, timeout=30) for run_id in waiting]
+    finally:
+        worker.stop()
+    assert [state for state, _ in outcomes] == ["SUCCESS"] * 6
+    assert [out["outputs"]["approved"] for _, out in outcomes] == [
+        f"w{i}-before-yes" for i in range(6)
+    ]

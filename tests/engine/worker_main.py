@@ -1,4 +1,5 @@
-"""Run an engine worker for tests: python worker_main.py DATABASE_URL EXECUTOR_ID [DEAD_AFTER]"""
+"""Run an engine worker for tests:
+python worker_main.py DATABASE_URL EXECUTOR_ID [DEAD_AFTER [CONCURRENCY]]"""
 
 import logging
 import sys
@@ -14,6 +15,7 @@ engine.run_worker(
         database_url=sys.argv[1],
         executor_id=sys.argv[2],
         dead_after_sec=float(sys.argv[3]) if len(sys.argv) > 3 else 15.0,
+        concurrency=int(sys.argv[4]) if len(sys.argv) > 4 else 50,
         heartbeat_sec=1.0,
         node_modules=["tests.engine.plugin_nodes"],
     )

@@ -419,3 +419,20 @@ def test_an_apps_budget_stops_its_visitors_llm_calls_and_no_one_elses(
         content_type="application/json",
     )
     assert wait_run(owner, org, direct.json()["id"])["status"] == "completed"
+
+
+@pytest.mark.django_db
+def test_an_app_key_in_the_url_is_refused_before_anything_runs(
+    org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    app = publish(owner, org, create_flow(owner, org), access="key")
+    key = owner.post(
+        f"{base(org)}/apps/{app['id']}/keys", {"name": "leaky"}, content_type="application/json"
+    ).json()["key"]
+    refused = Client().post(
+        f"{public(org)}/runs?key={key}", {"inputs": {"name": "x"}}, content_type="application/json"
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "api_key_in_query"
+    assert AppRun.objects.count() == 0

@@ -1261,7 +1261,7 @@ export interface paths {
         put?: never;
         /**
          * Answer a request: approve or reject (the first answer wins)
-         * @description Only the people the request names may answer (a workspace role, named members, the run's caller). A second or replayed answer changes nothing and answers 409 `already_answered` with the answer given (in `fields`); after the deadline, 409 `expired`.
+         * @description Only the people the request names may answer (a workspace role, named members, the run's caller). A second or replayed answer changes nothing and answers 409 `already_answered` with the answer given (in `fields`); after the deadline, 409 `expired`. An agent's tool call may be approved with edited `arguments`, which must fit the tool's parameters (422 `invalid_arguments`, the arguments at fault in `fields`); other requests refuse `arguments` (422 `arguments_not_allowed`).
          */
         post: operations["flows_api_request_answer"];
         delete?: never;
@@ -1449,6 +1449,13 @@ export interface components {
         };
         /** AnswerIn */
         AnswerIn: {
+            /**
+             * Arguments
+             * @description only for a tool call, with `approve`: the arguments to run the tool with instead of the proposed ones; they must fit the tool's parameters (422 naming the arguments at fault otherwise)
+             */
+            arguments?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Comment
              * @default
@@ -2188,11 +2195,24 @@ export interface components {
             /** Flow Name */
             flow_name: string;
             /**
+             * Kind
+             * @description approval (the approval node), budget or tool_call
+             */
+            kind: string;
+            /**
              * Message
              * @description rendered from the flow's data
              */
             message: string;
-            /** Node Id */
+            /**
+             * Node
+             * @description the node of the flow that asks
+             */
+            node: string;
+            /**
+             * Node Id
+             * @description the request's key in the run (the answer's URL): the node's id, or `<node>:tool:<turn>:<index>` for an agent's tool call
+             */
             node_id: string;
             /** Org Slug */
             org_slug: string;
@@ -2205,6 +2225,8 @@ export interface components {
             status: string;
             /** Title */
             title: string;
+            /** @description for kind tool_call: the proposed call, and any edit it was approved with */
+            tool_call: components["schemas"]["ToolCallRequestOut"] | null;
             /** Workspace Id */
             workspace_id: string;
         };
@@ -3015,6 +3037,45 @@ export interface components {
         TokenIn: {
             /** Token */
             token: string;
+        };
+        /** ToolCallRequestOut */
+        ToolCallRequestOut: {
+            /**
+             * Arguments
+             * @description the arguments the model proposed
+             */
+            arguments: {
+                [key: string]: unknown;
+            };
+            /**
+             * Description
+             * @description what the tool does, as the agent was told
+             */
+            description: string;
+            /**
+             * Edited Arguments
+             * @description the arguments the approver gave instead, once approved with edits
+             */
+            edited_arguments: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Parameters
+             * @description the tool's parameters (JSON Schema): what edited arguments must fit
+             */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /**
+             * Tool
+             * @description the tool (a flow of the workspace) the agent wants to call
+             */
+            tool: string;
+            /**
+             * Tool Call Id
+             * @description the call's id in the run's TOOL_CALL_* events
+             */
+            tool_call_id: string;
         };
         /** Totals */
         Totals: {

@@ -45,7 +45,7 @@ export interface LiveRun {
   usage: LiveUsage[];
   outputs: Record<string, unknown> | null;
   error: string | null;
-  /** How many approval events (HITL_REQUESTED, HITL_RESOLVED) arrived: a change means the run's requests changed. */
+  /** How many approval events (HITL_REQUESTED, HITL_ESCALATED, HITL_RESOLVED) arrived: a change means the run's requests changed. */
   requestEvents: number;
   /** The stream itself failed (refused, or the connection gave up). */
   connectionError: string | null;
@@ -131,7 +131,7 @@ export function applyRunEvent(state: LiveRun, event: AgUiEvent): LiveRun {
           messages: state.messages.map((m) => (messageNode(m.id) === node ? { ...m, open: false, superseded: true } : m)),
         };
       }
-      if (event.name === "HITL_REQUESTED" || event.name === "HITL_RESOLVED") {
+      if (event.name === "HITL_REQUESTED" || event.name === "HITL_ESCALATED" || event.name === "HITL_RESOLVED") {
         return { ...state, requestEvents: state.requestEvents + 1 };
       }
       if (event.name === "LLM_USAGE") {

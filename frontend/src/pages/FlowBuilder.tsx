@@ -575,7 +575,7 @@ function Builder({ flow, wsName, catalogue, initial, loadedHash, oldVersion, may
     [org.slug, wsId, runId, live.requestEvents, runEnded],
   );
   const paused = useMemo(
-    () => new Set((requests.data ?? []).filter((r) => r.status === "pending").map((r) => r.node_id)),
+    () => new Set((requests.data ?? []).filter((r) => r.status === "pending").map((r) => r.node)),
     [requests.data],
   );
   const nodeIds = useMemo(() => nodes.map((n) => n.id), [nodes]);

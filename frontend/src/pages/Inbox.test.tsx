@@ -17,6 +17,9 @@ function humanRequest(extra: Partial<HumanRequest> = {}): HumanRequest {
   return {
     run_id: RUN_ID,
     node_id: "ask",
+    node: "ask",
+    kind: "approval",
+    tool_call: null,
     flow_id: "f-1",
     flow_name: "Payments",
     org_slug: "acme",
@@ -113,5 +116,124 @@ describe("inbox", () => {
   it("says when nothing is waiting", async () => {
     open([], { status: 500 });
     expect(await screen.findByText("Nothing waiting for you")).toBeInTheDocument();
+  });
+});
+
+describe("inbox: an agent's tool call", () => {
+  const KEY = "agent:tool:0:0";
+  const TOOL_ANSWER = `POST /api/orgs/acme/workspaces/ws-1/runs/${RUN_ID}/requests/${encodeURIComponent(KEY)}/answer`;
+  const toolCall = {
+    tool: "forecast",
+    description: "The weather in a city",
+    arguments: { city: "Porto" },
+    parameters: { type: "object", required: ["city"], properties: { city: { type: "string" } } },
+    tool_call_id: "call_1",
+    edited_arguments: null,
+  };
+  const toolRequest = (extra: Partial<HumanRequest> = {}) =>
+    humanRequest({
+      node_id: KEY,
+      node: "agent",
+      kind: "tool_call",
+      title: "Run the tool 'forecast'?",
+      message: "The agent wants to call 'forecast': The weather in a city",
+      data: { city: "Porto" },
+      tool_call: toolCall,
+      ...extra,
+    });
+
+  function openTool(answer: Parameters<typeof installFakeFetch>[0][string]) {
+    const fake = installFakeFetch({ "GET /api/inbox": { body: [toolRequest()] }, [TOOL_ANSWER]: answer });
+    renderPage(<InboxPage />, { path: "/inbox", me: ME, role: "member" });
+    return fake;
+  }
+
+  it("shows the tool and its arguments, and approves them as proposed", async () => {
+    const fake = openTool({ body: toolRequest({ status: "approved", can_answer: false }) });
+    const card = await screen.findByRole("article", { name: "Run the tool 'forecast'?" });
+    const details = within(card).getByTestId("tool-call");
+    expect(within(details).getByText("forecast")).toBeInTheDocument();
+    expect(within(details).getByText(/The weather in a city/)).toBeInTheDocument();
+    expect(JSON.parse(within(card).getByTestId("tool-call-arguments").textContent ?? "")).toEqual({ city: "Porto" });
+    expect(within(card).queryByLabelText("Arguments (JSON)")).not.toBeInTheDocument();
+
+    await userEvent.click(within(card).getByRole("button", { name: "Approve" }));
+    expect(await screen.findByTestId("inbox-status")).toHaveTextContent("Approved “Run the tool 'forecast'?”");
+    expect(fake.calls.find((c) => c.method === "POST")?.body).toEqual({ decision: "approve", comment: "" });
+  });
+
+  it("edits the arguments: bad JSON is caught before sending, the server's field errors are shown", async () => {
+    let attempts = 0;
+    const fake = openTool(() => {
+      attempts += 1;
+      if (attempts === 1) {
+        return {
+          status: 422,
+          body: {
+            detail: "The arguments do not fit the parameters of the tool 'forecast': nothing was stored; correct them and answer again.",
+            code: "invalid_arguments",
+            fields: { "arguments.city": "7 is not of type 'string'" },
+          },
+        };
+      }
+      return {
+        body: toolRequest({
+          status: "approved",
+          can_answer: false,
+          tool_call: { ...toolCall, edited_arguments: { city: "Braga" } },
+        }),
+      };
+    });
+    const card = await screen.findByRole("article", { name: "Run the tool 'forecast'?" });
+    await userEvent.click(within(card).getByRole("button", { name: "Edit arguments" }));
+    const editor = within(card).getByLabelText("Arguments (JSON)");
+    expect(JSON.parse((editor as HTMLTextAreaElement).value)).toEqual({ city: "Porto" });
+
+    // Not JSON, then not an object: said here, nothing sent.
+    await userEvent.clear(editor);
+    await userEvent.click(editor);
+    await userEvent.paste('{"city": ');
+    await userEvent.click(within(card).getByRole("button", { name: "Approve with these arguments" }));
+    expect(within(card).getByTestId("argument-errors")).toHaveTextContent("not valid JSON");
+    await userEvent.clear(editor);
+    await userEvent.paste('["Braga"]');
+    await userEvent.click(within(card).getByRole("button", { name: "Approve with these arguments" }));
+    expect(within(card).getByTestId("argument-errors")).toHaveTextContent("must be a JSON object");
+    expect(fake.calls.filter((c) => c.method === "POST")).toHaveLength(0);
+    expect(editor).toHaveAttribute("aria-invalid", "true");
+
+    // JSON the tool's parameters refuse: the server names the argument; the card stays.
+    await userEvent.clear(editor);
+    await userEvent.paste('{"city": 7}');
+    await userEvent.click(within(card).getByRole("button", { name: "Approve with these arguments" }));
+    expect(await within(card).findByTestId("argument-errors")).toHaveTextContent("arguments.city: 7 is not of type 'string'");
+    expect(within(card).getByText(/do not fit the parameters/)).toBeInTheDocument();
+    expect(screen.queryByTestId("inbox-status")).not.toBeInTheDocument();
+
+    await userEvent.clear(editor);
+    await userEvent.paste('{"city": "Braga"}');
+    await userEvent.type(within(card).getByLabelText("Comment"), "Braga instead");
+    await userEvent.click(within(card).getByRole("button", { name: "Approve with these arguments" }));
+    expect(await screen.findByTestId("inbox-status")).toHaveTextContent("Approved");
+    const sent = fake.calls.filter((c) => c.method === "POST").map((c) => c.body);
+    expect(sent).toEqual([
+      { decision: "approve", comment: "", arguments: { city: 7 } },
+      { decision: "approve", comment: "Braga instead", arguments: { city: "Braga" } },
+    ]);
+  });
+
+  it("cancels an edit, and a rejection never sends arguments", async () => {
+    const fake = openTool({ body: toolRequest({ status: "rejected", can_answer: false }) });
+    const card = await screen.findByRole("article", { name: "Run the tool 'forecast'?" });
+    await userEvent.click(within(card).getByRole("button", { name: "Edit arguments" }));
+    await userEvent.click(within(card).getByRole("button", { name: "Cancel edit" }));
+    expect(within(card).queryByLabelText("Arguments (JSON)")).not.toBeInTheDocument();
+    expect(within(card).getByRole("button", { name: "Approve" })).toBeInTheDocument();
+
+    await userEvent.click(within(card).getByRole("button", { name: "Edit arguments" }));
+    await userEvent.type(within(card).getByLabelText("Comment"), "not now");
+    await userEvent.click(within(card).getByRole("button", { name: "Reject" }));
+    expect(await screen.findByTestId("inbox-status")).toHaveTextContent("Rejected");
+    expect(fake.calls.find((c) => c.method === "POST")?.body).toEqual({ decision: "reject", comment: "not now" });
   });
 });

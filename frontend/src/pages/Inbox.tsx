@@ -1,7 +1,9 @@
 /**
  * Inbox: the approvals the signed-in user may answer, across their organisations. Each card
  * shows what the flow asks and the data it shows, and takes an answer (approve or reject, with
- * a comment). The first answer wins: a late one shows the answer that stands.
+ * a comment). An agent's tool call shows the tool and its proposed arguments, which may also be
+ * edited before approving (checked here as JSON, then by the server against the tool's
+ * parameters). The first answer wins: a late one shows the answer that stands.
  */
 import { useId, useState } from "react";
 import { Link } from "react-router";
@@ -11,6 +13,7 @@ import { useAsync } from "../lib/hooks";
 
 export type HumanRequest = Schemas["HumanRequestOut"];
 export type Decision = Schemas["AnswerIn"]["decision"];
+export type ToolArguments = NonNullable<Schemas["AnswerIn"]["arguments"]>;
 
 const OUTCOME_TEXT: Record<string, string> = {
   approved: "approved",
@@ -36,8 +39,16 @@ export function runPath(request: Pick<HumanRequest, "org_slug" | "workspace_id" 
   return `/orgs/${request.org_slug}/workspaces/${request.workspace_id}/runs/${request.run_id}`;
 }
 
-/** Answer a request; resolves with the answered request, rejects with an ApiError. */
-export function answerRequest(request: HumanRequest, decision: Decision, comment: string): Promise<HumanRequest> {
+/**
+ * Answer a request; resolves with the answered request, rejects with an ApiError. `args`: a tool
+ * call's edited arguments (only with approve).
+ */
+export function answerRequest(
+  request: HumanRequest,
+  decision: Decision,
+  comment: string,
+  args?: ToolArguments,
+): Promise<HumanRequest> {
   return call(() =>
     api.POST("/api/orgs/{org_slug}/workspaces/{ws_id}/runs/{run_id}/requests/{node_id}/answer", {
       params: {
@@ -48,7 +59,7 @@ export function answerRequest(request: HumanRequest, decision: Decision, comment
           node_id: request.node_id,
         },
       },
-      body: { decision, comment },
+      body: args === undefined ? { decision, comment } : { decision, comment, arguments: args },
     }),
   );
 }
@@ -61,6 +72,49 @@ export function standingAnswer(err: ApiError): string {
 /** What a successful answer did, for the status line. */
 export function answeredText(request: HumanRequest, decision: Decision): string {
   return `${decision === "approve" ? "Approved" : "Rejected"} “${request.title}” (${request.flow_name}); the run continues.`;
+}
+
+/**
+ * The text of an arguments editor as an object, or why it is not one (nothing is sent then).
+ */
+export function parseArguments(text: string): { value: ToolArguments } | { error: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: `The arguments are not valid JSON: ${(err as Error).message}` };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { error: "The arguments must be a JSON object, like {\"city\": \"Paris\"}." };
+  }
+  return { value: value as ToolArguments };
+}
+
+/** The tool an agent wants to call, and the arguments it proposes (or that were approved). */
+export function ToolCallDetails({ toolCall }: { toolCall: NonNullable<HumanRequest["tool_call"]> }) {
+  const edited = toolCall.edited_arguments;
+  return (
+    <div className="stack" data-testid="tool-call">
+      <p>
+        Tool <strong className="mono">{toolCall.tool}</strong>
+        {toolCall.description ? <span className="muted"> · {toolCall.description}</span> : null}
+      </p>
+      <div>
+        <span className="muted small">{edited ? "Proposed arguments" : "Arguments"}</span>
+        <pre className="run-text" data-testid="tool-call-arguments">
+          {JSON.stringify(toolCall.arguments, null, 2)}
+        </pre>
+      </div>
+      {edited ? (
+        <div>
+          <span className="muted small">Approved with these arguments</span>
+          <pre className="run-text" data-testid="tool-call-edited">
+            {JSON.stringify(edited, null, 2)}
+          </pre>
+        </div>
+      ) : null}
+    </div>
+  );
 }
 
 function isScalar(value: unknown): boolean {
@@ -112,19 +166,47 @@ export function ApprovalCard({
   const [busy, setBusy] = useState<Decision | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [standing, setStanding] = useState<string | null>(null);
+  // A tool call's arguments being edited (null: approve as proposed), and what is wrong with them.
+  const [editing, setEditing] = useState<string | null>(null);
+  const [argumentErrors, setArgumentErrors] = useState<string[]>([]);
   const commentId = useId();
+  const argumentsId = useId();
+  const toolCall = request.kind === "tool_call" ? request.tool_call : null;
 
   const answer = async (decision: Decision) => {
+    let args: ToolArguments | undefined;
+    if (decision === "approve" && editing !== null) {
+      const parsed = parseArguments(editing);
+      if ("error" in parsed) {
+        setArgumentErrors([parsed.error]);
+        return;
+      }
+      args = parsed.value;
+    }
     setBusy(decision);
     setError(null);
+    setArgumentErrors([]);
     try {
-      const answered = await answerRequest(request, decision, comment);
+      const answered = await answerRequest(request, decision, comment, args);
       onAnswered(answered, decision);
     } catch (err) {
       if (err instanceof ApiError && err.status === 409) setStanding(standingAnswer(err));
-      else setError((err as Error).message);
+      else if (err instanceof ApiError && err.status === 422 && Object.keys(err.fields).length > 0) {
+        setError(err.detail);
+        setArgumentErrors(Object.entries(err.fields).map(([field, message]) => `${field}: ${message}`));
+      } else setError((err as Error).message);
       setBusy(null);
     }
+  };
+
+  const startEditing = () => {
+    setEditing(JSON.stringify(toolCall?.arguments ?? {}, null, 2));
+    setArgumentErrors([]);
+  };
+  const stopEditing = () => {
+    setEditing(null);
+    setArgumentErrors([]);
+    setError(null);
   };
 
   return (
@@ -162,13 +244,34 @@ export function ApprovalCard({
       </div>
       <div className="card-body stack">
         {request.message ? <p data-testid="request-message">{request.message}</p> : null}
-        <RequestData data={request.data} />
+        {toolCall ? <ToolCallDetails toolCall={toolCall} /> : <RequestData data={request.data} />}
         {standing ? (
           <Alert kind="warn" testId="request-standing">
             {standing}
           </Alert>
         ) : (
           <>
+            {toolCall && editing !== null ? (
+              <div className="field">
+                <label htmlFor={argumentsId}>Arguments (JSON)</label>
+                <textarea
+                  id={argumentsId}
+                  className="input mono"
+                  rows={Math.min(12, editing.split("\n").length + 1)}
+                  value={editing}
+                  aria-invalid={argumentErrors.length > 0 ? true : undefined}
+                  aria-describedby={argumentErrors.length > 0 ? `${argumentsId}-errors` : undefined}
+                  onChange={(event) => setEditing(event.target.value)}
+                />
+                {argumentErrors.length > 0 ? (
+                  <ul className="error" id={`${argumentsId}-errors`} role="alert" data-testid="argument-errors">
+                    {argumentErrors.map((message) => (
+                      <li key={message}>{message}</li>
+                    ))}
+                  </ul>
+                ) : null}
+              </div>
+            ) : null}
             <div className="field">
               <label htmlFor={commentId}>Comment</label>
               <textarea
@@ -188,8 +291,19 @@ export function ApprovalCard({
                 disabled={busy !== null}
                 onClick={() => answer("approve")}
               >
-                Approve
+                {editing !== null ? "Approve with these arguments" : "Approve"}
               </Button>
+              {toolCall ? (
+                editing === null ? (
+                  <Button disabled={busy !== null} onClick={startEditing}>
+                    Edit arguments
+                  </Button>
+                ) : (
+                  <Button disabled={busy !== null} onClick={stopEditing}>
+                    Cancel edit
+                  </Button>
+                )
+              ) : null}
               <Button variant="danger" busy={busy === "reject"} disabled={busy !== null} onClick={() => answer("reject")}>
                 Reject
               </Button>

@@ -217,6 +217,9 @@ describe("run page: waiting for approval", () => {
     return {
       run_id: RUN.id,
       node_id: "ask",
+      node: "ask",
+      kind: "approval",
+      tool_call: null,
       flow_id: "f-1",
       flow_name: "Payments",
       org_slug: "acme",

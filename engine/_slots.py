@@ -1,0 +1,90 @@
+"""How many runs of a worker work at once, apart from those that wait.
+
+DBOS's queue hands a worker up to `concurrency + parked` runs (WorkerConfig); `concurrency`
+of them may work at once. A run that waits (for a person, for its child runs, in a Delay)
+gives its slot back while it waits and takes one again before it goes on, so thousands of
+runs can wait on one worker holding no thread, no connection and no slot each.
+
+A run's branches share its slot: the first branch to wait gives it back, the last one to
+stop waiting takes it again (a branch still working meanwhile runs on: the limit is soft by
+at most the runs that wait in one branch and work in another)."""
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class _RunSlot:
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._held = False
+        self.waiters = 0
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+        self._held = True
+        if self.waiters > 0:  # a branch began to wait while this one queued for the slot
+            self.give_back()
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
+
+
+_current: contextvars.ContextVar[_RunSlot | None] = contextvars.ContextVar(
+    "fireflow_run_slot", default=None
+)
+
+
+class RunSlots:
+    """The worker's slots for working runs (one semaphore per event loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.limit)
+        return semaphore
+
+    def free(self) -> int:
+        """Slots free now on the running loop (for tests and benchmarks)."""
+        return self._semaphore()._value
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Around a run's work: a slot, held except while the run waits."""
+        slot = _RunSlot(self._semaphore())
+        token = _current.set(slot)
+        try:
+            await slot.take()
+            yield
+        finally:
+            slot.give_back()
+            _current.reset(token)
+
+
+SLOTS = RunSlots(50)
+
+
+@asynccontextmanager
+async def waiting() -> AsyncIterator[None]:
+    """Around a wait of the current run: its slot goes to another run meanwhile."""
+    slot = _current.get()
+    if slot is None:  # not inside a run (a node called directly)
+        yield
+        return
+    slot.waiters += 1
+    if slot.waiters == 1:
+        slot.give_back()
+    try:
+        yield
+    finally:
+        slot.waiters -= 1
+        if slot.waiters == 0:
+            await slot.take()
