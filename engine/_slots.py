@@ -52,10 +52,6 @@ class RunSlots:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self.limit)
         return semaphore
 
-    def free(self) -> int:
-        """Slots free now on the running loop (for tests and benchmarks)."""
-        return self._semaphore()._value
-
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
         """Around a run's work: a slot, held except while the run waits."""

@@ -155,8 +155,9 @@ def app_update(*, wctx: WorkspaceContext, app_id: UUID, changes: dict[str, Any])
     `version_hash`), or whether it is published. The member who changes the version becomes
     the one the flow runs as."""
     wctx.require(WorkspaceRole.EDITOR, action="change apps")
+    # Locked, then read: a change made meanwhile is the "before" of this one, not lost.
+    App.objects.select_for_update().filter(id=app_id, workspace=wctx.workspace).exists()
     app = app_get(wctx=wctx, app_id=app_id)
-    App.objects.select_for_update().filter(id=app.id).first()
     before = _snapshot(app)
     fields = {"updated_at"}
     if "version_hash" in changes and changes["version_hash"] is not None:

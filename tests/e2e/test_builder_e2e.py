@@ -172,6 +172,39 @@ def test_an_owner_builds_saves_and_runs_a_flow_and_a_viewer_only_reads_it(
     expect(panel).to_contain_text("NODE_COMPLETED")
     expect(panel).to_contain_text("$")
 
+    # --- a finished run replays from its events, in another page -------------------------
+    expect(page).to_have_url(re.compile(r"[?&]run=[0-9a-f-]{36}"))
+    replay: Page = new_page("replay", web_server)
+    log_in(replay, OWNER_EMAIL)
+    replay.goto(page.url)
+    for node_id in ("input_1", "llm_chat_1", "output_1"):
+        expect(node(replay, node_id)).to_have_attribute("data-run-state", "done")
+    expect(node(replay, "llm_chat_1").get_by_test_id("node-stream")).to_contain_text(
+        f"Echo: {QUESTION}"
+    )
+    expect(replay.get_by_test_id("builder-run-status")).to_have_attribute(
+        "data-status", "completed"
+    )
+
+    # --- a second version; the first one opens read-only -----------------------------------
+    first_version = page.get_by_test_id("version-row").first.get_attribute("data-hash")
+    page.get_by_role("button", name="Close run view").click()
+    select(page, "output_1")
+    page.locator("#cfg-output_1_name").fill("reply")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_label("What changed (optional)").fill("renamed the output")
+    page.get_by_role("button", name="Save version").click()
+    expect(page.get_by_test_id("unsaved")).to_have_count(0)
+    expect(page.get_by_test_id("version-row")).to_have_count(2)
+    page.goto(f"{flow_url}?version={first_version}")
+    expect(page.get_by_test_id("old-version")).to_be_visible()
+    expect(page.get_by_test_id("read-only")).to_be_visible()
+    expect(page.get_by_test_id("palette")).to_have_count(0)
+    expect(page.get_by_test_id("flow-node")).to_have_count(3)
+    select(page, "output_1")
+    expect(page.locator("#cfg-output_1_name")).to_have_value("output_1")
+    expect(page.locator("#cfg-output_1_name")).to_be_disabled()
+
     # --- a viewer reads the flow but cannot change it -------------------------------------
     reader: Page = new_page("viewer", web_server)
     log_in(reader, VIEWER_EMAIL)

@@ -414,3 +414,47 @@ export function relativeTime(value: string | null | undefined): string {
   if (abs < 86400 * 30) return fmt.format(-Math.round(seconds / 86400), "day");
   return formatDate(value);
 }
+
+/** A key shown this once (an API key, an app key): copy it now, FireFlow keeps only a hash. */
+export function KeyShownOnceDialog({
+  title,
+  label,
+  value,
+  testId,
+  secretTestId,
+  onClose,
+  children,
+}: {
+  title: string;
+  label: string;
+  value: string;
+  testId: string;
+  secretTestId: string;
+  onClose: () => void;
+  /** How programs use it. */
+  children: ReactNode;
+}) {
+  return (
+    <Dialog
+      title={title}
+      onClose={onClose}
+      testId={testId}
+      footer={
+        <Button variant="primary" onClick={onClose}>
+          I have stored it
+        </Button>
+      }
+    >
+      <div className="stack">
+        <Alert kind="warn">
+          This is the only time the key is shown. Store it in a secret manager now: FireFlow keeps only a hash and cannot
+          show it again.
+        </Alert>
+        <CopyField value={value} label={label} testId={secretTestId} />
+        <p className="small muted" style={{ margin: 0 }}>
+          {children}
+        </p>
+      </div>
+    </Dialog>
+  );
+}

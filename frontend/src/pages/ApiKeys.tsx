@@ -3,14 +3,12 @@ import { api, call, type ApiKey, type ApiKeyCreated } from "../api/client";
 import { PagedTable } from "../components/DataTable";
 import { useToast } from "../components/toast";
 import {
-  Alert,
   Badge,
   Button,
   ConfirmDialog,
-  CopyField,
-  Dialog,
   EmptyState,
   FormDialog,
+  KeyShownOnceDialog,
   PageHeader,
   RoleBadge,
   RoleOptions,
@@ -171,27 +169,16 @@ function CreateKeyDialog({
 
   if (created) {
     return (
-      <Dialog
+      <KeyShownOnceDialog
         title="Copy your new API key"
-        onClose={onClose}
+        label="API key"
+        value={created.key}
         testId="api-key-created"
-        footer={
-          <Button variant="primary" onClick={onClose}>
-            I have stored it
-          </Button>
-        }
+        secretTestId="api-key-secret"
+        onClose={onClose}
       >
-        <div className="stack">
-          <Alert kind="warn">
-            This is the only time the key is shown. Store it in a secret manager now: FireFlow keeps only a hash and
-            cannot show it again.
-          </Alert>
-          <CopyField value={created.key} label="API key" testId="api-key-secret" />
-          <p className="small muted" style={{ margin: 0 }}>
-            Programs send it in a header: <code>Authorization: Bearer &lt;key&gt;</code>
-          </p>
-        </div>
-      </Dialog>
+        Programs send it in a header: <code>Authorization: Bearer &lt;key&gt;</code>
+      </KeyShownOnceDialog>
     );
   }
 

@@ -15,11 +15,10 @@ import {
   Badge,
   Button,
   ConfirmDialog,
-  CopyField,
-  Dialog,
   EmptyState,
   Field,
   FormDialog,
+  KeyShownOnceDialog,
   PageHeader,
   SelectField,
   Spinner,
@@ -1047,27 +1046,16 @@ function NewKeyDialog({ app, onCreated, onClose }: { app: App; onCreated: () => 
 
   if (created) {
     return (
-      <Dialog
+      <KeyShownOnceDialog
         title="Copy your new app key"
-        onClose={onClose}
+        label="App key"
+        value={created.key}
         testId="app-key-created"
-        footer={
-          <Button variant="primary" onClick={onClose}>
-            I have stored it
-          </Button>
-        }
+        secretTestId="app-key-secret"
+        onClose={onClose}
       >
-        <div className="stack">
-          <Alert kind="warn">
-            This is the only time the key is shown. Store it in a secret manager now: FireFlow keeps only a hash and
-            cannot show it again.
-          </Alert>
-          <CopyField value={created.key} label="App key" testId="app-key-secret" />
-          <p className="small muted" style={{ margin: 0 }}>
-            Programs send it in a header: <code>Authorization: Bearer &lt;key&gt;</code>. It opens {app.title} only.
-          </p>
-        </div>
-      </Dialog>
+        Programs send it in a header: <code>Authorization: Bearer &lt;key&gt;</code>. It opens {app.title} only.
+      </KeyShownOnceDialog>
     );
   }
 
