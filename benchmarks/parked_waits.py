@@ -106,14 +106,16 @@ def waiting(conn: psycopg.Connection[Any], prefix: str) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_parked(conn: psycopg.Connection[Any], prefix: str, count: int) -> float:
+def wait_parked(
+    conn: psycopg.Connection[Any], prefix: str, count: int, *, quiet: bool = False
+) -> float:
     started = time.perf_counter()
     last = -1
     while (now := waiting(conn, prefix)) < count:
-        if now // 1000 != last // 1000:
+        if not quiet and now // 1000 != last // 1000:
             print(f"  {now:6d} of {count} waiting ({time.perf_counter() - started:5.1f} s)")
         last = now
-        time.sleep(0.5)
+        time.sleep(0.05 if quiet else 0.5)
     return time.perf_counter() - started
 
 
@@ -159,7 +161,7 @@ def main() -> None:
             for i in range(ANSWERS):
                 run_id = f"base-{i}"
                 enqueue(conn, [run_id])
-                wait_parked(conn, run_id, 1)
+                wait_parked(conn, run_id, 1, quiet=True)
                 if i == 0:
                     idle_rss, idle_threads = process_figures(worker.pid)
                 base_latency.append(answer_and_time(conn, run_id))

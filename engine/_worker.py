@@ -48,18 +48,28 @@ class WorkerConfig:
     spend: SpendGate | None = None
 
 
+# The most threads DBOS may run the blocking parts of workflows on, in one process.
+MAX_EXECUTOR_THREADS = 64
+
+
 def dbos_config(
     database_url: str, executor_id: str, application_version: str = APPLICATION_VERSION
 ) -> DBOSConfig:
     """How a FireFlow process launches DBOS. The system database pool skips SQLAlchemy's
     pre-ping: it costs a round trip on every checkout (two per step), about a third of a
     step's time measured here, and DBOS already retries an operation whose connection broke
-    (a PostgreSQL restart invalidates the pool and the retry reconnects)."""
+    (a PostgreSQL restart invalidates the pool and the retry reconnects).
+
+    DBOS hands the blocking parts of async workflows (its system-database calls) to a thread
+    pool that is unbounded by default and never shrinks: thousands of runs starting together
+    would leave thousands of idle threads. Bounded, the calls queue for a thread instead
+    (they queue for one of the pool's connections anyway)."""
     return {
         "name": "fireflow",
         "system_database_url": database_url,
         "executor_id": executor_id,
         "application_version": application_version,
+        "max_executor_threads": MAX_EXECUTOR_THREADS,
         "db_engine_kwargs": {
             "pool_pre_ping": False,
             "connect_args": {"application_name": f"fireflow:{executor_id}"[:63]},
