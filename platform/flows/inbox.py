@@ -31,14 +31,32 @@ from tenants.roles import WorkspaceRole, workspace_role_at_least
 
 from .selectors import run_get_row
 
+# A request of a child run (a called flow, a Map item, an agent's tool) belongs to the run a
+# user started: its id is the start of the child's (`<run>:<node>[:<n>]...`). The API names
+# such a request `<child path>~<node>` under the started run, e.g. `call~ask`.
 _SELECT = (
     "SELECT h.run_id, h.node_id, h.workspace_id, h.request, h.created_at, h.deadline, "
     "h.answer, h.answered_by, h.answered_at, h.deadline IS NOT NULL AND h.deadline <= now(), "
-    "r.caller_id, r.flow_id, f.name "
+    "r.caller_id, r.flow_id, f.name, r.id::text "
     "FROM fireflow.human_request h "
-    "JOIN flows_run r ON r.id::text = h.run_id AND r.workspace_id::text = h.workspace_id "
+    "JOIN flows_run r ON r.id::text = split_part(h.run_id, ':', 1) "
+    "AND r.workspace_id::text = h.workspace_id "
     "JOIN flows_flow f ON f.id = r.flow_id "
 )
+CHILD_MARK = "~"
+
+
+def request_key(run_id: str, root: str, node_id: str) -> str:
+    """How the API names the request of `node_id` in `run_id`, under the started run."""
+    return node_id if run_id == root else f"{run_id[len(root) + 1 :]}{CHILD_MARK}{node_id}"
+
+
+def _locate(root: str, key: str) -> tuple[str, str]:
+    """The (run, node) of the request the API names `key` under the started run `root`."""
+    if CHILD_MARK in key:
+        path, node_id = key.rsplit(CHILD_MARK, 1)
+        return f"{root}:{path}", node_id
+    return root, key
 
 
 def may_answer(
@@ -90,6 +108,7 @@ def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str
         _caller_id,
         flow_id,
         flow_name,
+        root,
     ) = row
     request = json.loads(request) if isinstance(request, str) else request
     answer = json.loads(answer) if isinstance(answer, str) else answer
@@ -108,10 +127,17 @@ def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str
             "tool_call_id": request.get("tool_call_id", ""),
             "edited_arguments": (answer or {}).get("arguments"),
         }
+    # The node of the started run that waits: for a child run's request, the node that
+    # called the child.
+    waiting_node = (
+        run_id[len(root) + 1 :].split(":", 1)[0]
+        if run_id != root
+        else request.get("node") or node_id
+    )
     return {
-        "run_id": run_id,
-        "node_id": node_id,
-        "node": request.get("node") or node_id,
+        "run_id": root,
+        "node_id": request_key(run_id, root, node_id),
+        "node": waiting_node,
         "kind": kind,
         "tool_call": tool_call,
         "org_slug": org_slug,
@@ -175,12 +201,16 @@ def inbox_list(*, actor: Actor) -> list[dict[str, Any]]:
     return found
 
 
-def _rows(wctx: WorkspaceContext, run_id: UUID, node_id: str | None) -> list[tuple[Any, ...]]:
-    where = "WHERE h.run_id = %s AND h.workspace_id = %s"
-    params: list[Any] = [str(run_id), str(wctx.workspace.id)]
-    if node_id is not None:
-        where += " AND h.node_id = %s"
-        params.append(node_id)
+def _rows(wctx: WorkspaceContext, run_id: UUID, key: str | None) -> list[tuple[Any, ...]]:
+    """The requests of the started run `run_id` and its child runs (or the one named `key`)."""
+    root = str(run_id)
+    if key is None:
+        where = "WHERE (h.run_id = %s OR h.run_id LIKE %s) AND h.workspace_id = %s"
+        params: list[Any] = [root, f"{root}:%", str(wctx.workspace.id)]
+    else:
+        request_run, node_id = _locate(root, key)
+        where = "WHERE h.run_id = %s AND h.node_id = %s AND h.workspace_id = %s"
+        params = [request_run, node_id, str(wctx.workspace.id)]
     with connection.cursor() as cursor:
         cursor.execute(_SELECT + where + " ORDER BY h.created_at, h.node_id", params)
         return cursor.fetchall()
@@ -290,8 +320,8 @@ def request_answer(
     with connection.cursor() as cursor:
         result = engine.answer_request(
             cursor,
-            run_id=str(run_id),
-            node_id=node_id,
+            run_id=rows[0][0],  # the request's own run (a child's, for a called flow)
+            node_id=rows[0][1],
             outcome=outcome,  # type: ignore[arg-type]
             by=wctx.actor.user.email,
             by_id=str(wctx.actor.user.id),

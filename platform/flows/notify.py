@@ -35,7 +35,8 @@ NOTICE_SECONDS = float(os.environ.get("FIREFLOW_NOTICE_SECONDS", "10"))
 _PENDING = (
     "SELECT h.run_id, h.node_id, h.request, h.created_at, r.workspace_id, r.caller_id, f.name "
     "FROM fireflow.human_request h "
-    "JOIN flows_run r ON r.id::text = h.run_id AND r.workspace_id::text = h.workspace_id "
+    "JOIN flows_run r ON r.id::text = split_part(h.run_id, ':', 1) "
+    "AND r.workspace_id::text = h.workspace_id "
     "JOIN flows_flow f ON f.id = r.flow_id "
     "WHERE h.answer IS NULL AND (h.deadline IS NULL OR h.deadline > now())"
 )
