@@ -50,7 +50,7 @@ from ._streams import (
     parse_ref,
 )
 from ._transit import RunKeyPair, TransitError, open_for_run
-from ._validate import ResolvedNode, parse_flow, resolve_nodes
+from ._validate import FlowInvalid, ResolvedNode, parse_flow, resolve_nodes
 
 log = logging.getLogger("fireflow.engine")
 
@@ -275,6 +275,12 @@ def _child_result(status: str, output: str | None, error: str | None) -> dict[st
         return {"status": "cancelled", "error": "the child run was cancelled"}
     if status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
         return {"status": "failed", "error": "the child run kept crashing its worker"}
+    # Inputs that do not fit the called flow are the caller's mistake: say which (the
+    # exception is stored as JSON {"name", "message"}); anything else stays internal.
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        stored = json.loads(error or "")
+        if stored.get("name") == FlowInvalid.__name__:
+            return {"status": "failed", "error": f"its inputs do not fit: {stored['message']}"}
     log.warning("child run ended %s: %s", status, (error or "")[:2000])
     return {"status": "failed", "error": "the child run ended with an internal error"}
 

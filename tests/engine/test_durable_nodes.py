@@ -154,8 +154,16 @@ def test_execute_flow_returns_the_childs_outputs(url: str) -> None:
         missing = enqueue(url, parent, {}, meta={"subflows": {}})
         missing_state, missing_output = wait_terminal(url, missing)
         assert missing_state == "SUCCESS"  # the workflow ends; the node reports the failure
+        # Inputs the called flow does not take: the node says which, not "internal error".
+        wrong = {**parent, "nodes": [dict(n) for n in parent["nodes"]]}
+        wrong["nodes"][0]["config"] = {"value": {"x": "call", "y": 1}, "type": "json"}
+        misfit = enqueue(url, wrong, {}, meta={"subflows": {CHILD_FLOW_ID: child}})
+        _misfit_state, misfit_output = wait_terminal(url, misfit)
     finally:
         worker.stop()
+    assert misfit_output["status"] == "failed"
+    assert "its inputs do not fit" in misfit_output["error"]
+    assert "input 'y' is not an input of this flow" in misfit_output["error"]
     assert (state, output["outputs"]) == ("SUCCESS", {"result": "call-inner"})
     assert [(r, n) for r, n, p in ledger_like(url, run_id) if p == "start"] == [
         (f"{run_id}:sub", "inner")
