@@ -81,6 +81,7 @@ class Worker:
         *,
         platform: bool = False,
         concurrency: int = 50,
+        extra_modules: str = "",
     ) -> None:
         """An engine worker; `platform=True` runs `fireflow worker` instead, with the
         platform's adapters wired in (and the test node types as a plugin)."""
@@ -90,6 +91,7 @@ class Worker:
         env = {
             **os.environ,
             "FIREFLOW_TEST_LEDGER_URL": url,
+            "FIREFLOW_TEST_EXTRA_MODULES": extra_modules,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
         command = [

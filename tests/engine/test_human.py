@@ -375,3 +375,32 @@ def test_waiting_runs_give_their_slots_to_working_ones(url: str) -> None:
     assert [out["outputs"]["approved"] for _, out in outcomes] == [
         f"w{i}-before-yes" for i in range(6)
     ]
+
+
+def test_a_wait_outlives_a_deploy_of_new_code(url: str) -> None:
+    """The upgrade path: the old release's worker stops (SIGTERM, as a deploy does) while a run
+    waits; a worker of the new release (another executor, more code: a node type and a
+    workflow the old one lacked) takes the run over and, once answered, finishes it from the
+    approval without running earlier nodes again. Runs carry the engine's pinned application
+    version, not one derived from the code."""
+    old = Worker(url, "release-1")
+    run_id = enqueue(url, _approval_flow(), {"x": "old"})
+    wait_for(lambda: _request(url, run_id), 30, "the request")
+    old.stop()
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT application_version FROM dbos.workflow_status WHERE workflow_uuid = %s",
+            (run_id,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == engine.APPLICATION_VERSION
+    new = Worker(url, "release-2", dead_after=2.0, extra_modules="tests.engine.plugin_release_2")
+    try:
+        wait_for(lambda: _recoveries(url, run_id) >= 1, 30, "the new release to take the run")
+        assert _answer(url, run_id, "approved").status == "answered"
+        state, output = wait_terminal(url, run_id, timeout=30)
+    finally:
+        new.stop()
+    assert state == "SUCCESS"
+    assert output["outputs"]["approved"] == "old-before-yes"
+    assert _starts(url, run_id)["before"] == 1

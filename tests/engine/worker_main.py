@@ -2,6 +2,7 @@
 python worker_main.py DATABASE_URL EXECUTOR_ID [DEAD_AFTER [CONCURRENCY]]"""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ engine.run_worker(
         dead_after_sec=float(sys.argv[3]) if len(sys.argv) > 3 else 15.0,
         concurrency=int(sys.argv[4]) if len(sys.argv) > 4 else 50,
         heartbeat_sec=1.0,
-        node_modules=["tests.engine.plugin_nodes"],
+        # FIREFLOW_TEST_EXTRA_MODULES: more code, as a new release brings (the deploy test)
+        node_modules=[
+            "tests.engine.plugin_nodes",
+            *filter(None, os.environ.get("FIREFLOW_TEST_EXTRA_MODULES", "").split(",")),
+        ],
     )
 )
