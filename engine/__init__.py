@@ -18,7 +18,13 @@ from ._durable import (
     step_order,
 )
 from ._events import EVENT_PAYLOADS, Event, EventSink, EventType, MemoryEventSink
-from ._human import HUMAN_CHANNEL, AnswerResult, answer_request, withdraw_requests
+from ._human import (
+    HUMAN_CHANNEL,
+    AnswerResult,
+    answer_request,
+    reopen_requests,
+    withdraw_requests,
+)
 from ._net import DEFAULT_ALLOWABLE, BadAllowEntry, allow_list, check_allow_entry, guarded_fetch
 from ._planner import Dag, Parallel, Plan, Series, Step, plan, plan_nodes, topological_order
 from ._ports import PortType, accepted_sources, can_connect, compatibility_table
@@ -122,6 +128,7 @@ __all__ = [
     "plan_nodes",
     "read_events",
     "recover_executor_runs",
+    "reopen_requests",
     "run_flow",
     "run_worker",
     "seal_for_run",

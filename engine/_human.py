@@ -124,6 +124,19 @@ def withdraw_requests(cursor: Cursor, run_id: str) -> int:
     return len(closed)
 
 
+def reopen_requests(cursor: Cursor, run_id: str) -> int:
+    """Open again the requests `withdraw_requests` closed, for a cancelled run being resumed
+    (its re-executed steps find them waiting, deadlines unchanged). Commit before resuming
+    the run. Returns how many."""
+    cursor.execute(
+        "UPDATE fireflow.human_request SET answer = NULL, answered_at = NULL "
+        "WHERE (run_id = %s OR run_id LIKE %s) AND answer->>'outcome' = 'cancelled' "
+        "RETURNING run_id",
+        (run_id, f"{run_id}:%"),
+    )
+    return len(list(cursor.fetchall()))
+
+
 def _json(value: Any) -> Any:
     # Django's cursor leaves jsonb as text; psycopg's own parses it.
     return json.loads(value) if isinstance(value, str) else value
@@ -317,7 +330,10 @@ class HumanDesk:
 
     async def _time_out(self) -> None:
         await self._store.execute(
+            # Only past the deadline, and never over an escalation still to happen (another
+            # execution of the step may have just escalated it, moving the deadline on).
             "UPDATE fireflow.human_request SET answer = %s, answered_at = clock_timestamp() "
-            "WHERE run_id = %s AND node_id = %s AND answer IS NULL",
+            "WHERE run_id = %s AND node_id = %s AND answer IS NULL "
+            "AND deadline <= clock_timestamp() AND NOT request ? 'escalate'",
             [Jsonb({"outcome": "timed_out", "comment": ""}), self._run_id, self._node_id],
         )

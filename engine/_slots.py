@@ -22,10 +22,14 @@ class _RunSlot:
         self.waiters = 0
 
     async def take(self) -> None:
+        """Hold the run's one permit again. Two branches may queue for it at once (one ends a
+        wait while another's short wait comes and goes): the second permit goes straight
+        back, as does one taken while a branch began to wait meanwhile."""
         await self._semaphore.acquire()
+        if self._held or self.waiters > 0:
+            self._semaphore.release()
+            return
         self._held = True
-        if self.waiters > 0:  # a branch began to wait while this one queued for the slot
-            self.give_back()
 
     def give_back(self) -> None:
         if self._held:
@@ -80,7 +84,11 @@ async def waiting() -> AsyncIterator[None]:
         slot.give_back()
     try:
         yield
-    finally:
+    except BaseException:
+        # Failing or cancelled (a kill switch stopping thousands of parked runs): the run
+        # ends, so it does not queue for a slot only to give it back.
         slot.waiters -= 1
-        if slot.waiters == 0:
-            await slot.take()
+        raise
+    slot.waiters -= 1
+    if slot.waiters == 0:
+        await slot.take()

@@ -326,7 +326,11 @@ def run_requests(request: HttpRequest, run_id: UUID) -> list[dict[str, Any]]:
     "409 `already_answered` with the answer given (in `fields`); after the deadline, 409 "
     "`expired`. An agent's tool call may be approved with edited `arguments`, which must fit "
     "the tool's parameters (422 `invalid_arguments`, the arguments at fault in `fields`); "
-    "other requests refuse `arguments` (422 `arguments_not_allowed`).",
+    "other requests refuse `arguments` (422 `arguments_not_allowed`). A card is answered "
+    "with `approve` and an A2UI `action` (a button's action name and the inputs' values), "
+    "which must fit the card (422 `invalid_card_answer`, `values.<component id>` at fault "
+    "in `fields`); other requests refuse `action`, and a card needs one (422 "
+    "`action_not_allowed`, `action_required`).",
 )
 def request_answer(
     request: HttpRequest, run_id: UUID, node_id: str, payload: AnswerIn
@@ -338,4 +342,5 @@ def request_answer(
         decision=payload.decision,
         comment=payload.comment,
         arguments=payload.arguments,
+        action=payload.action.model_dump() if payload.action is not None else None,
     )

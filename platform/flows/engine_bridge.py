@@ -40,3 +40,16 @@ def cancel_run(run_id: str) -> None:
     client().cancel(run_id)
     with transaction.atomic(), connection.cursor() as cursor:
         engine.withdraw_requests(cursor, run_id)
+
+
+def resume_run(run_id: str) -> None:
+    """Resume a cancelled run: the requests its cancel closed are open again first (so its
+    re-executed steps wait for them), and closed again if the resume fails."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        engine.reopen_requests(cursor, run_id)
+    try:
+        client().resume(run_id)
+    except Exception:
+        with transaction.atomic(), connection.cursor() as cursor:
+            engine.withdraw_requests(cursor, run_id)
+        raise

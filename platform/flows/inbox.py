@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import jsonschema
+import referencing.exceptions
 from django.db import connection, transaction
 
 import engine
@@ -29,6 +30,7 @@ from tenants.context import Actor, OrgContext, WorkspaceContext
 from tenants.models import Membership
 from tenants.roles import WorkspaceRole, workspace_role_at_least
 
+from .cards import card_answer
 from .selectors import run_get_row
 
 # A request of a child run (a called flow, a Map item, an agent's tool) belongs to the run a
@@ -127,6 +129,15 @@ def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str
             "tool_call_id": request.get("tool_call_id", ""),
             "edited_arguments": (answer or {}).get("arguments"),
         }
+    card = None
+    if kind == "card":
+        given = (answer or {}).get("arguments") or {}
+        card = {
+            "surface": request.get("surface") or {},
+            "data": request.get("data") or {},
+            "action": given.get("action"),
+            "values": given.get("values"),
+        }
     # The node of the started run that waits: for a child run's request, the node that
     # called the child.
     waiting_node = (
@@ -140,6 +151,7 @@ def _shape(row: tuple[Any, ...], *, org_slug: str, can_answer: bool) -> dict[str
         "node": waiting_node,
         "kind": kind,
         "tool_call": tool_call,
+        "card": card,
         "org_slug": org_slug,
         "workspace_id": workspace_id,
         "flow_id": flow_id,
@@ -243,8 +255,10 @@ def _argument_errors(parameters: dict[str, Any], arguments: dict[str, Any]) -> d
     try:
         validator = jsonschema.Draft202012Validator(parameters)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-    except jsonschema.SchemaError:  # pragma: no cover (checked when the node ran)
-        return {"arguments": "the tool's parameters are not a valid JSON Schema"}
+    except (jsonschema.SchemaError, referencing.exceptions.Unresolvable):
+        # A schema the agent could use but that names what it cannot reach ($ref to a URL):
+        # nothing is fetched; the edit is refused.
+        return {"arguments": "the tool's parameters cannot be checked (not a usable schema)"}
     fields: dict[str, str] = {}
     for error in errors:
         where = ".".join(["arguments", *(str(part) for part in error.absolute_path)])
@@ -286,6 +300,37 @@ def _check_arguments(request: dict[str, Any], decision: str, arguments: dict[str
         )
 
 
+def _check_card_action(
+    request: dict[str, Any],
+    decision: str,
+    arguments: dict[str, Any] | None,
+    action: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """A card's answer ({action, values}, checked against the card), or None for other
+    requests, which take no action."""
+    if request.get("kind") != "card":
+        if action is not None:
+            raise InvalidInput(
+                "Only a card takes an action; this request is not one.",
+                code="action_not_allowed",
+                fields={"action": "not allowed for this request"},
+            )
+        return None
+    if arguments is not None:
+        raise InvalidInput(
+            "A card is answered with an action, not arguments.",
+            code="arguments_not_allowed",
+            fields={"arguments": "not allowed for this request"},
+        )
+    if action is None or decision != "approve":
+        raise InvalidInput(
+            "A card is answered with one of its buttons: decision 'approve' and an action.",
+            code="action_required",
+            fields={"action": "required for a card, with decision 'approve'"},
+        )
+    return card_answer(request, str(action["name"]), dict(action.get("values") or {}))
+
+
 @transaction.atomic
 def request_answer(
     *,
@@ -295,10 +340,13 @@ def request_answer(
     decision: str,
     comment: str = "",
     arguments: dict[str, Any] | None = None,
+    action: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Answer the request `node_id` of the run (approve or reject; audited); an agent's tool
     call may be approved with edited `arguments` (422 with the arguments at fault when they
-    do not fit the tool's parameters, nothing stored). Only the first answer counts: a
+    do not fit the tool's parameters, nothing stored); a card is answered with an A2UI
+    `action` ({name, values}: 422 with `values.<component id>` at fault when they do not
+    fit the card's inputs, nothing stored; platform/flows/cards.py). Only the first answer counts: a
     second or replayed one is refused (409 already_answered, with the answer given), and so
     is one after the deadline (409 expired)."""
     run = run_get_row(wctx=wctx, run_id=run_id)
@@ -311,11 +359,13 @@ def request_answer(
             "approver or the run's caller.",
             code="not_an_approver",
         )
+    stored = rows[0][3]
+    asked = json.loads(stored) if isinstance(stored, str) else stored
+    # A request already closed is told as such (409 below), whatever the answer says.
+    closed = rows[0][6] is not None or bool(rows[0][9])
+    card = None if closed else _check_card_action(asked, decision, arguments, action)
     if arguments is not None:
-        stored = rows[0][3]
-        _check_arguments(
-            json.loads(stored) if isinstance(stored, str) else stored, decision, arguments
-        )
+        _check_arguments(asked, decision, arguments)
     outcome = "approved" if decision == "approve" else "rejected"
     with connection.cursor() as cursor:
         result = engine.answer_request(
@@ -326,7 +376,7 @@ def request_answer(
             by=wctx.actor.user.email,
             by_id=str(wctx.actor.user.id),
             comment=comment,
-            arguments=arguments,
+            arguments=card if card is not None else arguments,
         )
     if result.status == "not_found":  # pragma: no cover (read above, in this transaction)
         raise NotFound(f"Run {run_id} has no request at node '{node_id}'.")
@@ -369,6 +419,7 @@ def request_answer(
             "outcome": outcome,
             "comment": comment,
             **({"arguments": arguments} if arguments is not None else {}),
+            **({"action": card["action"], "values": card["values"]} if card else {}),
         },
     )
     return _shape(_rows(wctx, run_id, node_id)[0], org_slug=wctx.org.slug, can_answer=False)

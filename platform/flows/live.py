@@ -208,15 +208,18 @@ async def events(run_id: str, after: int) -> AsyncIterator[tuple[int | None, Any
 
 
 async def stream(
-    run_id: str, after: int, shown: Callable[[ag.BaseEvent], bool] | None = None
+    run_id: str,
+    after: int,
+    view: Callable[[ag.BaseEvent], ag.BaseEvent | None] | None = None,
 ) -> AsyncIterator[str]:
     """The same as Server-Sent Events text: `id:` is the sequence number to resume from.
-    `shown` picks the events a reader may see (a mini-app's visitor sees less than a member)."""
+    `view` gives what a reader may see of each event, or None to skip it (a mini-app's
+    visitor sees less than a member)."""
     encoder = EventEncoder()
     async for seq, event in events(run_id, after):
         if event is None:
             yield ": keep-alive\n\n"
-        elif shown is not None and not shown(event):
             continue
-        else:
-            yield (f"id: {seq}\n" if seq is not None else "") + encoder.encode(event)
+        shown = view(event) if view is not None else event
+        if shown is not None:
+            yield (f"id: {seq}\n" if seq is not None else "") + encoder.encode(shown)

@@ -169,19 +169,21 @@ class LLMUsage(models.Model):
 
 
 class RequestNotice(models.Model):
-    """An email about a human request that went out (flows.notify): once per request and
-    notice (opened, escalated, the n-th reminder), to the approvers of that moment."""
+    """An email about a human request that went to one approver (flows.notify): once per
+    request, notice (opened, escalated, the n-th reminder) and recipient."""
 
     run_id = models.CharField(max_length=300)
     node_id = models.CharField(max_length=200)
     key = models.CharField(max_length=64)
-    recipients = models.JSONField(default=list)
+    recipient = models.EmailField(max_length=254)
     sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint("run_id", "node_id", "key", name="request_notice_once")
+            models.UniqueConstraint(
+                "run_id", "node_id", "key", "recipient", name="request_notice_once"
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.run_id}/{self.node_id}: {self.key}"
+        return f"{self.run_id}/{self.node_id}: {self.key} to {self.recipient}"

@@ -2,9 +2,10 @@
 others (they are told, the first group is not asked again), and every `remind_every_seconds`
 while nobody answers. A thread of every `fireflow worker` looks for what is due.
 
-Each email is sent once per (request, notice): the notice's row is inserted (unique key) and
-the mail sent in one transaction, so two workers never both send it, and a mail server that
-fails rolls the row back for the next round. Reminders missed while no worker ran are not
+Each email is sent once per (request, notice, recipient): its row is inserted (unique key)
+and the mail sent in one transaction, so two workers never both send it, and a mail server
+that fails for one address rolls back that row alone, for the next round (SMTP has a
+timeout: EMAIL_TIMEOUT). Reminders missed while no worker ran are not
 sent in a burst: only the latest one due is."""
 
 import json
@@ -32,9 +33,13 @@ log = logging.getLogger("fireflow.notify")
 
 NOTICE_SECONDS = float(os.environ.get("FIREFLOW_NOTICE_SECONDS", "10"))
 
+# Requests nobody has answered, of runs still going (a run that ended while a branch waited
+# leaves its request open: its approvers are not reminded of it).
 _PENDING = (
     "SELECT h.run_id, h.node_id, h.request, h.created_at, r.workspace_id, r.caller_id, f.name "
     "FROM fireflow.human_request h "
+    "JOIN dbos.workflow_status ws ON ws.workflow_uuid = h.run_id "
+    "AND ws.status IN ('PENDING', 'ENQUEUED') "
     "JOIN flows_run r ON r.id::text = split_part(h.run_id, ':', 1) "
     "AND r.workspace_id::text = h.workspace_id "
     "JOIN flows_flow f ON f.id = r.flow_id "
@@ -106,33 +111,67 @@ def notify_due(now: datetime | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_PENDING)
         rows = cursor.fetchall()
+    if not rows:
+        return 0
+    # Which notices went out already, for all pending requests in one read: those are done
+    # (to the approvers of that moment; an address the mail server refused then is logged,
+    # not retried), so a round with nothing due costs two queries.
+    runs = {row[0] for row in rows}
+    done = set(
+        RequestNotice.objects.filter(run_id__in=runs)
+        .values_list("run_id", "node_id", "key")
+        .distinct()
+    )
     sent = 0
     workspaces: dict[Any, Workspace] = {}
     for run_id, node_id, raw, created_at, workspace_id, caller_id, flow in rows:
         request = json.loads(raw) if isinstance(raw, str) else raw
-        for notice in due(request, created_at, now):
-            if RequestNotice.objects.filter(
-                run_id=run_id, node_id=node_id, key=notice.key
-            ).exists():
-                continue
-            workspace = workspaces.get(workspace_id)
-            if workspace is None:
-                workspace = Workspace.objects.select_related("org").get(id=workspace_id)
-                workspaces[workspace_id] = workspace
-            try:
-                with transaction.atomic():
-                    addresses = approvers(workspace, request, caller_id)
-                    RequestNotice.objects.create(
-                        run_id=run_id, node_id=node_id, key=notice.key, recipients=addresses
-                    )
-                    for address in addresses:
-                        _mail(notice, request, flow, workspace.org.slug, address)
-                    sent += len(addresses)
-            except IntegrityError:
-                continue  # another worker sent it
-            except Exception:
-                log.exception("notice %s of %s/%s: not sent, retried", notice.key, run_id, node_id)
+        notices = [n for n in due(request, created_at, now) if (run_id, node_id, n.key) not in done]
+        if not notices:
+            continue
+        workspace = workspaces.get(workspace_id)
+        if workspace is None:
+            workspace = Workspace.objects.select_related("org").get(id=workspace_id)
+            workspaces[workspace_id] = workspace
+        addresses = approvers(workspace, request, caller_id)
+        for notice in notices:
+            for address in addresses:
+                sent += _send_once(
+                    run_id=run_id,
+                    node_id=node_id,
+                    notice=notice,
+                    request=request,
+                    flow=flow,
+                    workspace=workspace,
+                    address=address,
+                )
     return sent
+
+
+def _send_once(
+    *,
+    run_id: str,
+    node_id: str,
+    notice: Notice,
+    request: dict[str, Any],
+    flow: str,
+    workspace: Workspace,
+    address: str,
+) -> int:
+    """One email, recorded in the same transaction: 1 if it went out now, else 0 (another
+    worker sent it; or the mail server failed, and it is tried again next round)."""
+    try:
+        with transaction.atomic():
+            RequestNotice.objects.create(
+                run_id=run_id, node_id=node_id, key=notice.key, recipient=address
+            )
+            _mail(notice, request, flow, workspace.org.slug, address)
+    except IntegrityError:
+        return 0
+    except Exception:
+        log.exception("notice %s of %s/%s to one approver: not sent", notice.key, run_id, node_id)
+        return 0
+    return 1
 
 
 def run_notifier(stop: threading.Event) -> None:

@@ -286,6 +286,21 @@ class ToolCallRequestOut(Schema):
     )
 
 
+class CardRequestOut(Schema):
+    surface: dict[str, Any] = Field(
+        description="the A2UI v0.9 surface to render: {version, catalogId, surfaceId, root, "
+        "components} (basic catalog components, in the spec's JSON shape)"
+    )
+    data: dict[str, Any] = Field(description="the surface's data model (what paths bind to)")
+    action: dict[str, Any] | None = Field(
+        description="the A2UI user action it was answered with, once answered: {name, "
+        "surfaceId, sourceComponentId, context}"
+    )
+    values: dict[str, Any] | None = Field(
+        description="the values of the card's inputs it was answered with, by component id"
+    )
+
+
 class HumanRequestOut(Schema):
     run_id: str
     node_id: str = Field(
@@ -293,9 +308,14 @@ class HumanRequestOut(Schema):
         "`<node>:tool:<turn>:<index>` for an agent's tool call"
     )
     node: str = Field(description="the node of the flow that asks")
-    kind: str = Field(description="approval (the approval node), budget or tool_call")
+    kind: str = Field(
+        description="approval (the approval node), budget, tool_call or card (the card node)"
+    )
     tool_call: ToolCallRequestOut | None = Field(
         description="for kind tool_call: the proposed call, and any edit it was approved with"
+    )
+    card: CardRequestOut | None = Field(
+        None, description="for kind card: the A2UI surface, its data, and the action taken"
     )
     org_slug: str
     workspace_id: str
@@ -314,6 +334,17 @@ class HumanRequestOut(Schema):
     can_answer: bool = Field(description="whether you may answer it now")
 
 
+class CardActionIn(Schema):
+    name: str = Field(
+        min_length=1, max_length=200, description="the action of one of the card's buttons"
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the values of the card's input components, by component id (an input "
+        "left out keeps the value the card showed)",
+    )
+
+
 class AnswerIn(Schema):
     decision: Literal["approve", "reject"]
     comment: str = Field("", max_length=2000)
@@ -322,4 +353,10 @@ class AnswerIn(Schema):
         description="only for a tool call, with `approve`: the arguments to run the tool with "
         "instead of the proposed ones; they must fit the tool's parameters (422 naming the "
         "arguments at fault otherwise)",
+    )
+    action: CardActionIn | None = Field(
+        None,
+        description="only for a card, with `approve`: the A2UI user action taken on it; its "
+        "values must fit the card's inputs (422 naming `values.<component id>` or `action.name` "
+        "otherwise)",
     )

@@ -3,7 +3,7 @@ good version) and runs (the Run row and the engine's queue entry commit together
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -269,13 +269,13 @@ def app_run_start(
     rules = node_rules(workspace=workspace)
     if rules:
         role = member_role(workspace=workspace, user_id=owner_id)
-        whose = [(f"the app's publisher ({role or 'no longer a member'})", role)]
-        refused: dict[str, str] = {}
-        for document in [version.document, *subflows.values()]:
-            for node_id, message in rules_.document_refusals(rules, document, whose).items():
-                refused.setdefault(f"nodes.{node_id}", message)
-        if refused:
-            raise _nodes_refused("This app cannot run: ", refused, InvalidInput)
+        _refuse_nodes(
+            rules,
+            [version.document, *subflows.values()],
+            [(f"the app's publisher ({role or 'no longer a member'})", role)],
+            "This app cannot run: ",
+            InvalidInput,
+        )
     with transaction.atomic():
         run = Run.objects.create(
             workspace=workspace,
@@ -305,12 +305,23 @@ def _check_node_rules_for_run(
         ([(f"you ({wctx.role})", wctx.role.value)], Forbidden),
         ([(author, author_role)], InvalidInput),
     ):
-        refused: dict[str, str] = {}
-        for document in documents:
-            for node_id, message in rules_.document_refusals(rules, document, people).items():
-                refused.setdefault(f"nodes.{node_id}", message)
-        if refused:
-            raise _nodes_refused("This run cannot start: ", refused, error)
+        _refuse_nodes(rules, documents, people, "This run cannot start: ", error)
+
+
+def _refuse_nodes(
+    rules: list[dict[str, Any]],
+    documents: list[dict[str, Any]],
+    people: Sequence[tuple[str, str | None]],
+    prefix: str,
+    error: type[InvalidInput] | type[Forbidden],
+) -> None:
+    """Raise `error` naming every node of `documents` the rules refuse to `people`."""
+    refused: dict[str, str] = {}
+    for document in documents:
+        for node_id, message in rules_.document_refusals(rules, document, people).items():
+            refused.setdefault(f"nodes.{node_id}", message)
+    if refused:
+        raise _nodes_refused(prefix, refused, error)
 
 
 @transaction.atomic
@@ -494,7 +505,7 @@ def run_resume(*, wctx: WorkspaceContext, run_id: UUID) -> None:
     _require_active(wctx)
     refuse_if_halted(wctx.workspace)
     run_get_row(wctx=wctx, run_id=run_id)
-    engine_bridge.client().resume(str(run_id))
+    engine_bridge.resume_run(str(run_id))
 
 
 def run_fork(*, wctx: WorkspaceContext, run_id: UUID, node_id: str) -> Run:

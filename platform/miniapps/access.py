@@ -105,6 +105,9 @@ def visitor(
                 "This key is not valid: send an app key ('Bearer ffa_...') or a member's API key.",
                 code="invalid_key",
             )
+        # A key reaches what it was made for: its organisation, and its workspace if scoped.
+        if api_key.org_id != app.org_id or api_key.workspace_id not in (None, app.workspace_id):
+            raise _not_found(app.org.slug, app.slug)
         user = api_key.user
     elif user.is_authenticated and request.method not in _SAFE_METHODS and check_csrf(request):
         raise Forbidden("CSRF check failed: reload the page and try again.", code="csrf_failed")

@@ -10,6 +10,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router, Status
 from ninja.pagination import paginate
 
+from fireflow.middleware import client_ip
 from fireflow.pagination import CursorPagination
 from flows import live
 from flows.selectors import run_state
@@ -127,7 +128,9 @@ def public_run_start(
 ) -> Status[Any]:
     app = access.published_app(org_slug, app_slug)
     visitor = access.visitor(request, app)
-    run = services.visitor_run_start(app=app, visitor=visitor, inputs=payload.inputs)
+    run = services.visitor_run_start(
+        app=app, visitor=visitor, inputs=payload.inputs, address=client_ip(request)
+    )
     run.dbos_status = None  # type: ignore[attr-defined]
     return Status(201, run)
 
@@ -148,12 +151,21 @@ def public_run_detail(request: HttpRequest, org_slug: str, app_slug: str, run_id
 
 
 # What a visitor's stream shows: the run's course and its text, not the flow's insides
-# (node values, tool calls, usage); human steps, so the page can show their cards.
+# (node values, tool calls, usage, who approves or answered and what they wrote); of a human
+# step only that it waits and how it ended, so the page can show its card.
 _SHOWN_CUSTOM = {"HITL_REQUESTED", "HITL_ESCALATED", "HITL_RESOLVED", "NODE_RESTARTED"}
+_VISITOR_FIELDS = ("node", "title", "deadline", "outcome", "escalated", "attempt")
 
 
-def _shown(event: ag.BaseEvent) -> bool:
-    return not isinstance(event, ag.CustomEvent) or event.name in _SHOWN_CUSTOM
+def _for_visitor(event: ag.BaseEvent) -> ag.BaseEvent | None:
+    if not isinstance(event, ag.CustomEvent):
+        return event
+    value = event.value if isinstance(event.value, dict) else {}
+    if event.name not in _SHOWN_CUSTOM or value.get("kind") == "tool_call":
+        return None
+    return ag.CustomEvent(
+        name=event.name, value={k: value[k] for k in _VISITOR_FIELDS if k in value}
+    )
 
 
 def _visitor_run(request: HttpRequest, org_slug: str, app_slug: str, run_id: UUID) -> None:
@@ -189,7 +201,7 @@ async def public_run_stream(  # noqa: PLR0917 - path and query parameters
     if last_seen.isdigit():
         after = max(after, int(last_seen))
     response = StreamingHttpResponse(
-        live.stream(str(run_id), max(after, 0), _shown), content_type="text/event-stream"
+        live.stream(str(run_id), max(after, 0), _for_visitor), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

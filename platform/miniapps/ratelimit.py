@@ -29,8 +29,14 @@ def _take(app: App, visitor: str, window: datetime, limit: int) -> tuple[bool, b
     return row is not None, bool(row and row[1])
 
 
-def take_run(app: App, visitor: str) -> None:
-    """Count one run for `visitor` and for the app, or refuse with 429 (nothing counted)."""
+# Anonymous visitors can mint new identities: their address is counted too, at this many
+# visitors' worth (people behind one address share it).
+ADDRESS_FACTOR = 10
+
+
+def take_run(app: App, visitor: str, address: str | None = None) -> None:
+    """Count one run for `visitor`, for its `address` (anonymous visitors), and for the app,
+    or refuse with 429 (nothing counted)."""
     now = timezone.now()
     window = now.replace(second=0, microsecond=0)
     retry_after = max(1, 60 - now.second)
@@ -42,6 +48,15 @@ def take_run(app: App, visitor: str) -> None:
                 f"minute, its limit per visitor: try again in {retry_after} s.",
                 retry_after=retry_after,
             )
+        if address:
+            limit = app.visitor_rate_per_minute * ADDRESS_FACTOR
+            if not _take(app, f"ip:{address}", window, limit)[0]:
+                raise RateLimited(
+                    f"{limit} runs of this app were started from your network in this minute, "
+                    f"its limit per address: try again in {retry_after} s.",
+                    retry_after=retry_after,
+                    code="address_rate_limited",
+                )
         allowed, _ = _take(app, "", window, app.app_rate_per_minute)
         if not allowed:
             raise RateLimited(

@@ -24,6 +24,7 @@ from .selectors import app_get
 from .tokens import new_app_key
 
 MAX_ORIGINS = 20
+_WHO_MAY_USE = ("access", "published", "allowed_origins")
 _SNAPSHOT = (
     "slug",
     "title",
@@ -152,8 +153,8 @@ def app_publish(
 @transaction.atomic
 def app_update(*, wctx: WorkspaceContext, app_id: UUID, changes: dict[str, Any]) -> App:
     """Change an app: its settings, the version it serves (publish a newer one or roll back:
-    `version_hash`), or whether it is published. The member who changes the version becomes
-    the one the flow runs as."""
+    `version_hash`), or whether it is published. The member who changes the version, or who
+    may use the app (access, published, embedding sites), becomes the one the flow runs as."""
     wctx.require(WorkspaceRole.EDITOR, action="change apps")
     # Locked, then read: a change made meanwhile is the "before" of this one, not lost.
     App.objects.select_for_update().filter(id=app_id, workspace=wctx.workspace).exists()
@@ -172,6 +173,11 @@ def app_update(*, wctx: WorkspaceContext, app_id: UUID, changes: dict[str, Any])
     for name, value in changes.items():
         if value is None or name not in _SNAPSHOT:
             continue
+        if name in _WHO_MAY_USE and getattr(app, name) != value:
+            # Who may use the app, and from where, decides who acts with the publisher's
+            # authority: whoever changes it becomes the one the flow runs as.
+            app.published_by = wctx.actor.user
+            fields.add("published_by")
         setattr(app, name, value.strip() if name == "title" else value)
         fields.add(name)
     try:
@@ -266,10 +272,13 @@ def key_revoke(*, wctx: WorkspaceContext, app_id: UUID, key_id: UUID) -> None:
 
 
 @transaction.atomic
-def visitor_run_start(*, app: App, visitor: Visitor, inputs: dict[str, Any]) -> Run:
+def visitor_run_start(
+    *, app: App, visitor: Visitor, inputs: dict[str, Any], address: str | None = None
+) -> Run:
     """A visitor's run of the app's version, counted against its rate limits (a refused
-    start counts nothing); the visitor is the caller, the flow runs as its publisher."""
-    take_run(app, visitor.key)
+    start counts nothing; an anonymous visitor's `address` is counted too); the visitor is
+    the caller, the flow runs as its publisher."""
+    take_run(app, visitor.key, address if visitor.kind == "anonymous" else None)
     return app_run_start(
         workspace=app.workspace,
         version=app.version,

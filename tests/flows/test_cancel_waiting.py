@@ -35,3 +35,23 @@ def test_a_cancelled_waiting_run_stops_and_its_request_closes(
     assert late.status_code == 409
     assert late.json()["code"] == "run_cancelled"
     assert owner.get(f"{base(org)}/runs/{run_id}").json()["outputs"] in (None, {})
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_a_cancelled_waiting_run_resumed_asks_again(org: OrgFixture, client_for: Any) -> None:
+    owner = client_for(org.owner)
+    run_id = _start(owner, org, {"role": "editor"}, 40)
+    assert owner.post(f"{base(org)}/runs/{run_id}/cancel").status_code == 202
+    assert wait_run(owner, org, run_id, timeout=10)["status"] == "cancelled"
+    assert owner.post(f"{base(org)}/runs/{run_id}/resume").status_code == 202
+    deadline = time.monotonic() + 30
+    while [r["status"] for r in owner.get(f"{base(org)}/runs/{run_id}/requests").json()] != [
+        "pending"
+    ]:
+        assert time.monotonic() < deadline, "the resumed run did not ask again"
+        time.sleep(0.1)
+    assert [r["node_id"] for r in owner.get("/api/inbox").json()] == ["ask"]
+    assert _answer(owner, org, run_id, "approve").status_code == 200
+    done = wait_run(owner, org, run_id)
+    assert done["status"] == "completed", done["error"]
+    assert done["outputs"] == {"paid": 40}

@@ -3,6 +3,7 @@ callers (anonymous with a visitor token, members, app keys), rate limits per vis
 app that hold under concurrent requests, what a visitor's stream shows, and embedding."""
 
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -12,9 +13,9 @@ from django.test import Client
 
 from flows.models import Run
 from miniapps.models import AppRun, RateWindow
-from tenants.models import AuditEvent
+from tenants.models import AuditEvent, Membership
 from tenants.roles import OrgRole, WorkspaceRole
-from tests.factories import OrgFixture, make_api_key
+from tests.factories import OrgFixture, make_api_key, make_workspace
 from tests.flows.test_flows_api import GREETING, base, create_flow, wait_run
 from tests.flows.test_live_stream import ASK, read_sse
 
@@ -436,3 +437,126 @@ def test_an_app_key_in_the_url_is_refused_before_anything_runs(
     assert refused.status_code == 401
     assert refused.json()["code"] == "api_key_in_query"
     assert AppRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_an_api_key_opens_only_the_apps_of_its_own_organisation_and_workspace(
+    org: OrgFixture, other_org: OrgFixture, client_for: Any, bearer: Any
+) -> None:
+    """A member of two organisations: their key made in the other one does not open this
+    organisation's members-only app; nor does a key scoped to another workspace."""
+    owner = client_for(org.owner)
+    publish(owner, org, create_flow(owner, org), slug="inside", access="members")
+    both = org.add_member(OrgRole.MEMBER)
+    Membership.objects.create(org=other_org.org, user=both, role=OrgRole.MEMBER)
+    _key, elsewhere = make_api_key(both, other_org.org, name="made in the other org")
+    assert bearer(elsewhere).get(public(org, "inside")).status_code == 404
+    assert run_app(bearer(elsewhere), org, {"name": "x"}, slug="inside").status_code == 404
+    side = make_workspace(org, "Side project")
+    org.grant(both, WorkspaceRole.EDITOR, side)
+    _key, scoped = make_api_key(both, org.org, name="side only", workspace=side, role="editor")
+    assert bearer(scoped).get(public(org, "inside")).status_code == 404
+    _key, own = make_api_key(both, org.org, name="this org")
+    assert bearer(own).get(public(org, "inside")).json()["visitor"]["kind"] == "member"
+    assert AppRun.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("engine_worker")
+def test_a_visitor_sees_that_a_person_must_answer_but_not_who_or_what_they_wrote(
+    web_server: str, org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    document = {
+        "schema": 1,
+        "nodes": [
+            {
+                "id": "inp",
+                "type": "input",
+                "config": {"fields": [{"name": "amount", "type": "number"}]},
+            },
+            {
+                "id": "ask",
+                "type": "approval",
+                "config": {
+                    "title": "Refund the visitor",
+                    "message": "Refund {{ data }} EUR (internal ledger 7731)?",
+                    "approvers": {"role": "editor", "users": ["secret.approver@example.com"]},
+                },
+            },
+            {"id": "out", "type": "output", "config": {"name": "refunded"}},
+        ],
+        "edges": [
+            {"from": "inp.amount", "to": "ask.data"},
+            {"from": "ask.approved", "to": "out.value"},
+        ],
+    }
+    publish(owner, org, create_flow(owner, org, document), slug="refunds", title="Refunds")
+    token = httpx.get(f"{web_server}{public(org, 'refunds')}", timeout=10).json()["visitor_token"]
+    started = httpx.post(
+        f"{web_server}{public(org, 'refunds')}/runs",
+        json={"inputs": {"amount": 20}},
+        headers={"X-App-Visitor": token},
+        timeout=10,
+    )
+    assert started.status_code == 201, started.text
+    run_id = started.json()["id"]
+    deadline = time.monotonic() + 30
+    while not owner.get(f"{base(org)}/runs/{run_id}/requests").json():
+        assert time.monotonic() < deadline, "the run did not reach its approval"
+        time.sleep(0.1)
+    answered = owner.post(
+        f"{base(org)}/runs/{run_id}/requests/ask/answer",
+        {"decision": "approve", "comment": "checked against ledger 7731"},
+        content_type="application/json",
+    )
+    assert answered.status_code == 200, answered.content
+    with httpx.stream(
+        "GET",
+        f"{web_server}{public(org, 'refunds')}/runs/{run_id}/stream",
+        params={"visitor": token},
+        timeout=30,
+    ) as response:
+        text = "".join(response.iter_text())
+    assert '"HITL_REQUESTED"' in text
+    assert "Refund the visitor" in text
+    assert '"HITL_RESOLVED"' in text
+    for private in ("secret.approver@example.com", org.owner.email, "7731", "approvers"):
+        assert private not in text, f"{private!r} reached the visitor"
+
+
+@pytest.mark.django_db
+def test_new_anonymous_identities_do_not_lift_the_limit_of_their_address(
+    org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    publish(owner, org, create_flow(owner, org), visitor_rate_per_minute=1)
+    # Eleven fresh identities from one address: ten visitors' worth is its limit.
+    answers = [run_app(open_app(org), org, {"name": f"v{i}"}).status_code for i in range(11)]
+    assert answers == [201] * 10 + [429]
+    refused = run_app(open_app(org), org, {"name": "again"})
+    assert refused.json()["code"] == "address_rate_limited"
+    # A member is not counted by address.
+    member = org.add_member(OrgRole.MEMBER)
+    assert run_app(client_for(member), org, {"name": "m"}).status_code == 201
+
+
+@pytest.mark.django_db
+def test_who_opens_an_app_to_more_people_is_the_one_it_then_runs_as(
+    org: OrgFixture, client_for: Any
+) -> None:
+    owner = client_for(org.owner)
+    app = publish(owner, org, create_flow(owner, org), access="members")
+    assert app["published_by_email"] == org.owner.email
+    editor = org.add_member(OrgRole.MEMBER, email="ed.editor@example.com")
+    org.grant(editor, WorkspaceRole.EDITOR)
+    renamed = client_for(editor).patch(
+        f"{base(org)}/apps/{app['id']}", {"title": "Greeter 2"}, content_type="application/json"
+    )
+    assert renamed.json()["published_by_email"] == org.owner.email  # a title is not a grant
+    opened = client_for(editor).patch(
+        f"{base(org)}/apps/{app['id']}", {"access": "public"}, content_type="application/json"
+    )
+    assert opened.json()["published_by_email"] == "ed.editor@example.com"
+    started = run_app(open_app(org), org, {"name": "x"})
+    assert Run.objects.get(id=started.json()["id"]).flow_owner_id == editor.id

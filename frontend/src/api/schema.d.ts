@@ -1261,7 +1261,7 @@ export interface paths {
         put?: never;
         /**
          * Answer a request: approve or reject (the first answer wins)
-         * @description Only the people the request names may answer (a workspace role, named members, the run's caller). A second or replayed answer changes nothing and answers 409 `already_answered` with the answer given (in `fields`); after the deadline, 409 `expired`. An agent's tool call may be approved with edited `arguments`, which must fit the tool's parameters (422 `invalid_arguments`, the arguments at fault in `fields`); other requests refuse `arguments` (422 `arguments_not_allowed`).
+         * @description Only the people the request names may answer (a workspace role, named members, the run's caller). A second or replayed answer changes nothing and answers 409 `already_answered` with the answer given (in `fields`); after the deadline, 409 `expired`. An agent's tool call may be approved with edited `arguments`, which must fit the tool's parameters (422 `invalid_arguments`, the arguments at fault in `fields`); other requests refuse `arguments` (422 `arguments_not_allowed`). A card is answered with `approve` and an A2UI `action` (a button's action name and the inputs' values), which must fit the card (422 `invalid_card_answer`, `values.<component id>` at fault in `fields`); other requests refuse `action`, and a card needs one (422 `action_not_allowed`, `action_required`).
          */
         post: operations["flows_api_request_answer"];
         delete?: never;
@@ -1449,6 +1449,8 @@ export interface components {
         };
         /** AnswerIn */
         AnswerIn: {
+            /** @description only for a card, with `approve`: the A2UI user action taken on it; its values must fit the card's inputs (422 naming `values.<component id>` or `action.name` otherwise) */
+            action?: components["schemas"]["CardActionIn"] | null;
             /**
              * Arguments
              * @description only for a tool call, with `approve`: the arguments to run the tool with instead of the proposed ones; they must fit the tool's parameters (422 naming the arguments at fault otherwise)
@@ -1977,6 +1979,52 @@ export interface components {
             /** Thresholds */
             thresholds?: number[] | null;
         };
+        /** CardActionIn */
+        CardActionIn: {
+            /**
+             * Name
+             * @description the action of one of the card's buttons
+             */
+            name: string;
+            /**
+             * Values
+             * @description the values of the card's input components, by component id (an input left out keeps the value the card showed)
+             */
+            values?: {
+                [key: string]: unknown;
+            };
+        };
+        /** CardRequestOut */
+        CardRequestOut: {
+            /**
+             * Action
+             * @description the A2UI user action it was answered with, once answered: {name, surfaceId, sourceComponentId, context}
+             */
+            action: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Data
+             * @description the surface's data model (what paths bind to)
+             */
+            data: {
+                [key: string]: unknown;
+            };
+            /**
+             * Surface
+             * @description the A2UI v0.9 surface to render: {version, catalogId, surfaceId, root, components} (basic catalog components, in the spec's JSON shape)
+             */
+            surface: {
+                [key: string]: unknown;
+            };
+            /**
+             * Values
+             * @description the values of the card's inputs it was answered with, by component id
+             */
+            values: {
+                [key: string]: unknown;
+            } | null;
+        };
         /** CheckoutIn */
         CheckoutIn: {
             /** Plan */
@@ -2173,6 +2221,8 @@ export interface components {
              * @description whether you may answer it now
              */
             can_answer: boolean;
+            /** @description for kind card: the A2UI surface, its data, and the action taken */
+            card?: components["schemas"]["CardRequestOut"] | null;
             /** Comment */
             comment: string;
             /**
@@ -2196,7 +2246,7 @@ export interface components {
             flow_name: string;
             /**
              * Kind
-             * @description approval (the approval node), budget or tool_call
+             * @description approval (the approval node), budget, tool_call or card (the card node)
              */
             kind: string;
             /**

@@ -16,6 +16,8 @@ if _PROFILE == "production" or env_str("EMAIL_HOST"):
                 "username": env_str("EMAIL_HOST_USER"),
                 "password": env_str("EMAIL_HOST_PASSWORD"),
                 "use_tls": env_bool("EMAIL_USE_TLS", True),
+                # A mail server that hangs must not hold a worker's notifier (or a request).
+                "timeout": env_int("EMAIL_TIMEOUT", 10),
             },
         }
     }
