@@ -43,7 +43,7 @@ from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Por
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
-from ._human import Approval, normal_approvers
+from ._human import Approval, announce, normal_approvers
 from ._llm import MODEL_PROPERTIES, api_key, budget_hold
 
 MAX_TURNS = 20
@@ -443,21 +443,15 @@ async def _ask_person(
     tool = tools.get(str(stored.get("tool")), tool)
     proposed = dict(stored.get("arguments") or {})
     request_id = f"{ctx.node_id}:{key}"
-    if ctx.emit is not None:
-        await ctx.emit(
-            EventType.HITL_REQUESTED,
-            {
-                "title": stored.get("title"),
-                "message": stored.get("message"),
-                "deadline": opened["deadline"],
-                "approvers": stored.get("approvers"),
-                "kind": "tool_call",
-                "request": request_id,
-                "tool_call_id": call["id"],
-                "tool": tool.name,
-                "arguments": proposed,
-            },
-        )
+    await announce(
+        ctx,
+        opened,
+        kind="tool_call",
+        request=request_id,
+        tool_call_id=call["id"],
+        tool=tool.name,
+        arguments=proposed,
+    )
     decision = await desk.wait()
     outcome = decision.get("outcome")
     edited = decision.get("arguments")

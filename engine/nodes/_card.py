@@ -24,7 +24,7 @@ from a2ui.core.basic_catalog.v0_9 import BasicCatalog
 from .._events import EventType
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
-from ._human import _APPROVERS, _MAX_TIMEOUT, normal_approvers
+from ._human import _APPROVERS, _MAX_TIMEOUT, announce, normal_approvers
 
 A2UI_VERSION = "v0.9"
 CATALOG_ID = "https://a2ui.org/specification/v0_9/catalogs/basic/catalog.json"
@@ -168,18 +168,7 @@ class Card(NodeType):
         }
         timeout = config.get("timeout_seconds")
         opened = await ctx.human.open(request, float(timeout) if timeout else None)
-        stored = opened["request"]
-        if ctx.emit is not None:
-            await ctx.emit(
-                EventType.HITL_REQUESTED,
-                {
-                    "title": stored.get("title"),
-                    "message": stored.get("message"),
-                    "deadline": opened["deadline"],
-                    "approvers": stored.get("approvers"),
-                    "kind": "card",
-                },
-            )
+        await announce(ctx, opened, kind="card")
         decision = await ctx.human.wait()
         answer = decision.pop("arguments", None)
         if ctx.emit is not None:

@@ -138,17 +138,7 @@ class Approval(NodeType):
             request["remind_every_seconds"] = config["remind_every_seconds"]
         timeout = config.get("timeout_seconds")
         opened = await ctx.human.open(request, float(timeout) if timeout else None)
-        stored = opened["request"]
-        if ctx.emit is not None:
-            await ctx.emit(
-                EventType.HITL_REQUESTED,
-                {
-                    "title": stored.get("title"),
-                    "message": stored.get("message"),
-                    "deadline": opened["deadline"],
-                    "approvers": stored.get("approvers"),
-                },
-            )
+        await announce(ctx, opened)
 
         async def escalated(escalation: dict[str, Any]) -> None:
             if ctx.emit is not None:
@@ -179,6 +169,24 @@ class Approval(NodeType):
             raise NodeError(f"{who} did not answer '{config['title']}' before its deadline")
         branch = {"approve": "approved", "branch": "timed_out"}.get(final, "rejected")
         return {branch: data, "decision": decision}
+
+
+async def announce(ctx: NodeContext, opened: Mapping[str, Any], **extra: Any) -> None:
+    """HITL_REQUESTED for a request as stored (what a re-executed step finds is what counts):
+    its title, message, deadline and approvers, and what the kind of request adds."""
+    if ctx.emit is None:
+        return
+    stored = opened["request"]
+    await ctx.emit(
+        EventType.HITL_REQUESTED,
+        {
+            "title": stored.get("title"),
+            "message": stored.get("message"),
+            "deadline": opened["deadline"],
+            "approvers": stored.get("approvers"),
+            **extra,
+        },
+    )
 
 
 def normal_approvers(raw: Any) -> dict[str, Any]:

@@ -237,3 +237,14 @@ describe("inbox: an agent's tool call", () => {
     expect(fake.calls.find((c) => c.method === "POST")?.body).toEqual({ decision: "reject", comment: "not now" });
   });
 });
+
+describe("inbox: an interactive card", () => {
+  it("says it is answered through the card's actions and offers no approve or reject", async () => {
+    const { calls } = open([humanRequest({ kind: "card", title: "Choose a plan" })], { status: 500 });
+    const card = await screen.findByRole("article", { name: "Choose a plan" });
+    expect(within(card).getByTestId("card-not-drawn")).toHaveTextContent("interactive card");
+    expect(within(card).queryByRole("button", { name: "Approve" })).not.toBeInTheDocument();
+    expect(within(card).queryByRole("button", { name: "Reject" })).not.toBeInTheDocument();
+    expect(calls.filter((c) => c.method === "POST")).toEqual([]);
+  });
+});

@@ -245,7 +245,14 @@ export function ApprovalCard({
       <div className="card-body stack">
         {request.message ? <p data-testid="request-message">{request.message}</p> : null}
         {toolCall ? <ToolCallDetails toolCall={toolCall} /> : <RequestData data={request.data} />}
-        {standing ? (
+        {request.kind === "card" ? (
+          // Answered by the actions on the card itself, which the console cannot draw yet:
+          // approve/reject would be refused (a card takes an A2UI action).
+          <Alert kind="info" testId="card-not-drawn">
+            This request is an interactive card. The console cannot show cards yet: answer it through the API with
+            one of its actions (<code>POST …/requests/{request.node_id}/answer</code> with <code>action</code>).
+          </Alert>
+        ) : standing ? (
           <Alert kind="warn" testId="request-standing">
             {standing}
           </Alert>
