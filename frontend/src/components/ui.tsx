@@ -11,6 +11,7 @@ import {
   type SelectHTMLAttributes,
 } from "react";
 import type { Submit } from "../lib/hooks";
+import { useToast } from "./toast";
 
 type Variant = "default" | "primary" | "danger" | "ghost" | "danger-ghost";
 
@@ -456,5 +457,37 @@ export function KeyShownOnceDialog({
         </p>
       </div>
     </Dialog>
+  );
+}
+
+/** Confirm revoking a key (an API key, an app key): programs using it are refused at once. */
+export function RevokeKeyDialog({
+  name,
+  prefix,
+  onClose,
+  revoke,
+}: {
+  name: string;
+  prefix: string;
+  onClose: () => void;
+  /** Revoke it (the dialog says so, and closes, when this resolves). */
+  revoke: () => Promise<void>;
+}) {
+  const toast = useToast();
+  return (
+    <ConfirmDialog
+      title={`Revoke ${name}?`}
+      description={
+        <>
+          Programs using <code>{prefix}…</code> are refused from now on. This cannot be undone.
+        </>
+      }
+      confirmLabel="Revoke key"
+      onClose={onClose}
+      onConfirm={async () => {
+        await revoke();
+        toast.success(`${name} revoked.`);
+      }}
+    />
   );
 }

@@ -1,13 +1,12 @@
 import { useState, type FormEvent } from "react";
 import { api, call, type ApiKey, type ApiKeyCreated } from "../api/client";
 import { PagedTable } from "../components/DataTable";
-import { useToast } from "../components/toast";
 import {
   Badge,
   Button,
-  ConfirmDialog,
   EmptyState,
   FormDialog,
+  RevokeKeyDialog,
   KeyShownOnceDialog,
   PageHeader,
   RoleBadge,
@@ -24,7 +23,6 @@ import { useWorkspaceNames } from "../lib/workspaces";
 
 export function ApiKeysPage() {
   const { org, role } = useOrg();
-  const toast = useToast();
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
   const { workspaces, names: workspaceNames } = useWorkspaceNames(org.slug, { includeArchived: true });
@@ -108,22 +106,16 @@ export function ApiKeysPage() {
         />
       ) : null}
       {revoking ? (
-        <ConfirmDialog
-          title={`Revoke ${revoking.name}?`}
-          description={
-            <>
-              Programs using <code>{revoking.prefix}…</code> are refused from now on. This cannot be undone.
-            </>
-          }
-          confirmLabel="Revoke key"
+        <RevokeKeyDialog
+          name={revoking.name}
+          prefix={revoking.prefix}
           onClose={() => setRevoking(null)}
-          onConfirm={async () => {
+          revoke={async () => {
             await call(() =>
               api.DELETE("/api/orgs/{org_slug}/api-keys/{key_id}", {
                 params: { path: { org_slug: org.slug, key_id: revoking.id } },
               }),
             );
-            toast.success(`${revoking.name} revoked.`);
             list.reload();
           }}
         />

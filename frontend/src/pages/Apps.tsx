@@ -18,6 +18,7 @@ import {
   EmptyState,
   Field,
   FormDialog,
+  RevokeKeyDialog,
   KeyShownOnceDialog,
   PageHeader,
   SelectField,
@@ -922,7 +923,6 @@ function UseCard({ app }: { app: App }) {
 function KeysCard({ app, mayWrite }: { app: App; mayWrite: boolean }) {
   const { org } = useOrg();
   const { wsId = "" } = useParams();
-  const toast = useToast();
   const headingId = useId();
   const path = { org_slug: org.slug, ws_id: wsId, app_id: app.id };
   const keys = useAsync(
@@ -999,22 +999,16 @@ function KeysCard({ app, mayWrite }: { app: App; mayWrite: boolean }) {
         <NewKeyDialog app={app} onCreated={keys.reload} onClose={() => setCreating(false)} />
       ) : null}
       {revoking ? (
-        <ConfirmDialog
-          title={`Revoke ${revoking.name}?`}
-          description={
-            <>
-              Programs using <code>{revoking.prefix}…</code> are refused from now on. This cannot be undone.
-            </>
-          }
-          confirmLabel="Revoke key"
+        <RevokeKeyDialog
+          name={revoking.name}
+          prefix={revoking.prefix}
           onClose={() => setRevoking(null)}
-          onConfirm={async () => {
+          revoke={async () => {
             await call(() =>
               api.DELETE("/api/orgs/{org_slug}/workspaces/{ws_id}/apps/{app_id}/keys/{app_key_id}", {
                 params: { path: { ...path, app_key_id: revoking.id } },
               }),
             );
-            toast.success(`${revoking.name} revoked.`);
             keys.reload();
           }}
         />
