@@ -8,6 +8,7 @@ from ._client import EngineClient
 from ._document import SCHEMA_VERSION, EdgeSpec, FlowDocument, NodeSpec, PortRef
 from ._durable import (
     APPLICATION_VERSION,
+    ENQUEUE_CHANNEL,
     MAX_RECOVERY_ATTEMPTS,
     RUN_QUEUE,
     RUN_WORKFLOW,
@@ -58,6 +59,7 @@ del _nodes
 __all__ = [
     "APPLICATION_VERSION",
     "DEFAULT_ALLOWABLE",
+    "ENQUEUE_CHANNEL",
     "EVENT_PAYLOADS",
     "HUMAN_CHANNEL",
     "MAX_RECOVERY_ATTEMPTS",

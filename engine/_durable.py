@@ -59,6 +59,9 @@ RUN_QUEUE = "fireflow_runs"
 # Child runs (ExecuteFlow, Map) have a queue of their own: a parent waiting for its children
 # holds a slot of RUN_QUEUE, and children queued behind parents could otherwise starve.
 CHILD_QUEUE = "fireflow_child_runs"
+# Notified with a queue's name when a run is queued on it (on commit): workers start it at
+# once instead of at their next poll of the queue.
+ENQUEUE_CHANNEL = "fireflow_enqueued"
 # Pinned: a deploy must not strand pending runs (a human wait lasting weeks included) on an
 # old version. Bump only with a plan for the runs in flight (patching or draining).
 APPLICATION_VERSION = "fireflow-1"
@@ -737,9 +740,11 @@ def enqueue_job_sql(
         f"SELECT {schema}.enqueue_workflow("
         "workflow_name => %s, queue_name => %s, "
         f"positional_args => ARRAY[{arrays}], "
-        "workflow_id => %s, app_version => %s)"
+        "workflow_id => %s, app_version => %s), "
+        "pg_notify(%s, %s)"
     )
     params = [workflow_name, queue, *(json.dumps(a) for a in args), job_id, APPLICATION_VERSION]
+    params += [ENQUEUE_CHANNEL, queue]
     return sql, params
 
 

@@ -12,9 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from dbos import DBOS, DBOSConfig
+from dbos import DBOS, DBOSConfig, Queue
+from dbos._core import execute_dequeued_workflow
+from dbos._dbos import _get_dbos_instance
+from dbos._utils import GlobalParams, generate_uuid
 
-from ._durable import APPLICATION_VERSION, CHILD_QUEUE, RUN_QUEUE, configure_event_store
+from ._durable import (
+    APPLICATION_VERSION,
+    CHILD_QUEUE,
+    ENQUEUE_CHANNEL,
+    RUN_QUEUE,
+    configure_event_store,
+)
 from ._registry import PolicySource, SecretSource, SpendGate, UsageLedger
 from ._slots import SLOTS
 from ._store import migrate
@@ -31,8 +40,8 @@ class WorkerConfig:
     # hands this worker up to concurrency + parked runs (engine/_slots.py).
     concurrency: int = 50
     parked: int = 10_000
-    # How often the worker looks for queued runs: the most of the wait between a start
-    # request and the run beginning (measured by benchmarks/ttft.py).
+    # How often the worker looks for queued runs besides being woken when one is queued
+    # (ENQUEUE_CHANNEL): what picks up runs whose notification was missed.
     polling_interval_sec: float = 0.05
     heartbeat_sec: float = 3.0
     dead_after_sec: float = 15.0
@@ -83,6 +92,68 @@ def recover_executor_runs(dead_executor_id: str) -> int:
     upgrade changes it)."""
     handles = DBOS._recover_pending_workflows([dead_executor_id])
     return len(handles)
+
+
+def claim_queued(queue: Queue) -> int:
+    """Claim and start the runs waiting on `queue` that this worker has room for, now, as
+    DBOS's queue thread does on its next poll. Wraps DBOS's private claim and dispatch
+    (`start_queued_workflows`, `execute_dequeued_workflow`, seen working on dbos 3.4; pinned,
+    and the start-latency tests fail if an upgrade changes them). The claim takes rows with
+    SKIP LOCKED, so it may race the queue thread or other workers: each run goes to one."""
+    dbos = _get_dbos_instance()
+    owner_xid = generate_uuid()
+    claimed, _ = dbos._sys_db.start_queued_workflows(
+        queue,
+        GlobalParams.executor_id,
+        GlobalParams.app_version,
+        None,
+        dbos._active_workflows_set.count_for_queue(queue.name),
+        owner_xid=owner_xid,
+    )
+    if claimed:
+        for status in dbos._sys_db.get_workflow_statuses(claimed):
+            execute_dequeued_workflow(dbos, status, owner_xid)
+    return len(claimed)
+
+
+class _Waker(threading.Thread):
+    """Starts a queued run as soon as it is queued instead of at the queue's next poll: the
+    enqueue SQL notifies ENQUEUE_CHANNEL with the queue's name when its transaction commits,
+    and this thread, LISTENing on one connection, claims from that queue at once. Every
+    worker hears it; one wins each run. Polling stays, for notifications lost while the
+    connection was down."""
+
+    def __init__(self, config: WorkerConfig, queues: dict[str, Queue], stop: threading.Event):
+        super().__init__(name="fireflow-waker", daemon=True)
+        self.config = config
+        self.queues = queues
+        self.stop = stop
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(
+                    self.config.database_url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    conn.execute(f"LISTEN {ENQUEUE_CHANNEL}")
+                    while not self.stop.is_set():
+                        names = {n.payload for n in conn.notifies(timeout=1.0, stop_after=1)}
+                        # A burst of runs queued together: one claim per queue takes them.
+                        names |= {n.payload for n in conn.notifies(timeout=0.0)}
+                        for name in sorted(names):
+                            self.claim(name)
+            except psycopg.Error:
+                log.warning("queue waker lost its connection; reconnecting")
+                self.stop.wait(1.0)
+
+    def claim(self, queue_name: str) -> None:
+        queue = self.queues.get(queue_name)
+        if queue is None:
+            return
+        try:
+            claim_queued(queue)
+        except Exception:  # the queue's own polling picks the run up instead
+            log.debug("claim on notification failed", exc_info=True)
 
 
 class _Watchdog(threading.Thread):
@@ -139,12 +210,14 @@ def run_worker(config: WorkerConfig) -> None:
     SLOTS.limit = config.concurrency  # before launch: recovered runs take slots at once
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.launch()
-    for queue in (RUN_QUEUE, CHILD_QUEUE):
-        DBOS.register_queue(
-            queue,
+    queues = {
+        name: DBOS.register_queue(
+            name,
             worker_concurrency=config.concurrency + config.parked,
             polling_interval_sec=config.polling_interval_sec,
         )
+        for name in (RUN_QUEUE, CHILD_QUEUE)
+    }
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
@@ -152,8 +225,8 @@ def run_worker(config: WorkerConfig) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    watchdog = _Watchdog(config, stop)
-    watchdog.start()
+    _Watchdog(config, stop).start()
+    _Waker(config, queues, stop).start()
     log.info("worker %s ready (pid %d)", config.executor_id, os.getpid())
     print(f"[fireflow] worker {config.executor_id} ready", flush=True)
     stop.wait()

@@ -82,6 +82,7 @@ class Worker:
         platform: bool = False,
         concurrency: int = 50,
         extra_modules: str = "",
+        poll_seconds: float = 0.05,
     ) -> None:
         """An engine worker; `platform=True` runs `fireflow worker` instead, with the
         platform's adapters wired in (and the test node types as a plugin)."""
@@ -92,6 +93,7 @@ class Worker:
             **os.environ,
             "FIREFLOW_TEST_LEDGER_URL": url,
             "FIREFLOW_TEST_EXTRA_MODULES": extra_modules,
+            "FIREFLOW_TEST_POLL_SECONDS": str(poll_seconds),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
         command = [

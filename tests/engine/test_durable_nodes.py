@@ -275,3 +275,36 @@ def test_a_failing_child_fails_the_map_and_starts_no_more(url: str) -> None:
             )
         }
     assert started == {f"{run_id}:each:0", f"{run_id}:each:1"}
+
+
+def test_queued_runs_and_their_children_start_without_waiting_for_a_poll(url: str) -> None:
+    """A queued run (and each child run it queues) wakes the worker: with the queue polled
+    only every two minutes, a run over a map of three children finishes long before the
+    first poll would have found it."""
+    child = chain(("mark", 0))
+    parent = _parent(
+        {"id": "each", "type": "map", "config": {"flow_id": CHILD_FLOW_ID, "item_input": "x"}}
+    )
+    worker = Worker(url, "wake-1", poll_seconds=120)
+    try:
+        wait_for(lambda: _listening(url), 30, "the worker's wake-up listener")
+        run_id = enqueue(
+            url, parent, {"items": ["a", "b", "c"]}, meta={"subflows": {CHILD_FLOW_ID: child}}
+        )
+        state, output = wait_terminal(url, run_id, timeout=30)
+    finally:
+        worker.stop()
+    assert (state, output["outputs"]) == (
+        "SUCCESS",
+        {"result": [{"result": f"{x}-mark"} for x in "abc"]},
+    )
+
+
+def _listening(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query = %s",
+            (f"LISTEN {engine.ENQUEUE_CHANNEL}",),
+        ).fetchone()
+    return bool(row and row[0])

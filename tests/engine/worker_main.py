@@ -18,6 +18,8 @@ engine.run_worker(
         dead_after_sec=float(sys.argv[3]) if len(sys.argv) > 3 else 15.0,
         concurrency=int(sys.argv[4]) if len(sys.argv) > 4 else 50,
         heartbeat_sec=1.0,
+        # FIREFLOW_TEST_POLL_SECONDS: how often the queue is polled besides the wake-ups
+        polling_interval_sec=float(os.environ.get("FIREFLOW_TEST_POLL_SECONDS", "0.05")),
         # FIREFLOW_TEST_EXTRA_MODULES: more code, as a new release brings (the deploy test)
         node_modules=[
             "tests.engine.plugin_nodes",

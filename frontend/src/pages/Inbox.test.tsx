@@ -239,12 +239,158 @@ describe("inbox: an agent's tool call", () => {
 });
 
 describe("inbox: an interactive card", () => {
-  it("says it is answered through the card's actions and offers no approve or reject", async () => {
-    const { calls } = open([humanRequest({ kind: "card", title: "Choose a plan" })], { status: 500 });
+  const surface = {
+    version: "v0.9",
+    catalogId: "https://a2ui.org/specification/v0_9/catalogs/basic/catalog.json",
+    surfaceId: "ask",
+    root: "root",
+    components: [
+      { id: "root", component: "Column", children: ["headline", "note", "urgent", "plan", "buttons"] },
+      { id: "headline", component: "Text", text: { path: "/customer" } },
+      { id: "note", component: "TextField", label: "Note", value: { path: "/note" } },
+      { id: "urgent", component: "CheckBox", label: "Urgent", value: false },
+      {
+        id: "plan",
+        component: "ChoicePicker",
+        label: "Plan",
+        value: { path: "/plan" },
+        options: [
+          { label: "Basic", value: "basic" },
+          { label: "Pro", value: "pro" },
+        ],
+      },
+      { id: "buttons", component: "Row", children: ["choose", "later"] },
+      { id: "choose", component: "Button", variant: "primary", child: "choose-text", action: { event: { name: "choose" } } },
+      { id: "choose-text", component: "Text", text: "Choose this plan" },
+      { id: "later", component: "Button", child: "later-text", action: { event: { name: "later" } } },
+      { id: "later-text", component: "Text", text: "Ask me later" },
+    ],
+  };
+  const data = { customer: "Initech wants a plan", note: "", plan: [] };
+
+  function cardRequest(extra: Partial<HumanRequest> = {}): HumanRequest {
+    return humanRequest({
+      kind: "card",
+      title: "Choose a plan",
+      message: "",
+      data,
+      card: { surface, data, action: null, values: null },
+      ...extra,
+    });
+  }
+
+  it("draws the card; its buttons answer with their action and the values typed", async () => {
+    const fake = open([cardRequest()], ({ body }) =>
+      (body as { action?: { name: string } }).action?.name === "choose" &&
+      (body as { action: { values: Record<string, unknown> } }).action.values.note === "bad"
+        ? {
+            status: 422,
+            body: {
+              detail: "The answer does not fit the card 'Choose a plan': nothing was stored; correct it and answer again.",
+              code: "invalid_card_answer",
+              fields: { "values.note": "does not match the pattern ^[A-Z]", "values.plan": "choose at most one option" },
+            },
+          }
+        : { body: cardRequest({ status: "approved", can_answer: false, answered_by: ME.user.email }) },
+    );
     const card = await screen.findByRole("article", { name: "Choose a plan" });
-    expect(within(card).getByTestId("card-not-drawn")).toHaveTextContent("interactive card");
+    const drawn = within(card).getByTestId("a2ui-card");
+    expect(within(drawn).getByText("Initech wants a plan")).toBeInTheDocument();
+    expect(within(card).queryByTestId("request-data")).not.toBeInTheDocument();
+    // The card's buttons approve; only Reject (with a comment) stays of the usual controls.
     expect(within(card).queryByRole("button", { name: "Approve" })).not.toBeInTheDocument();
+    expect(within(card).getByRole("button", { name: "Reject" })).toBeInTheDocument();
+
+    await userEvent.type(within(drawn).getByLabelText("Note"), "bad");
+    await userEvent.click(within(drawn).getByLabelText("Urgent"));
+    await userEvent.click(within(drawn).getByLabelText("Pro"));
+    await userEvent.click(within(drawn).getByTestId("a2ui-choose"));
+
+    // Refused: each message by its input; the card stays, answerable.
+    expect(await within(card).findByTestId("a2ui-error-note")).toHaveTextContent("does not match the pattern ^[A-Z]");
+    expect(within(drawn).getByLabelText("Note")).toHaveAttribute("aria-invalid", "true");
+    expect(within(card).getByTestId("a2ui-error-plan")).toHaveTextContent("choose at most one option");
+    expect(within(card).getByText(/does not fit the card/)).toBeInTheDocument();
+    expect(screen.queryByTestId("inbox-status")).not.toBeInTheDocument();
+
+    await userEvent.clear(within(drawn).getByLabelText("Note"));
+    await userEvent.type(within(drawn).getByLabelText("Note"), "Call first");
+    await userEvent.click(within(drawn).getByRole("button", { name: "Choose this plan" }));
+    expect(await screen.findByTestId("inbox-status")).toHaveTextContent("Approved “Choose a plan”");
+    expect(screen.queryByRole("article", { name: "Choose a plan" })).not.toBeInTheDocument();
+
+    const sent = fake.calls.filter((c) => c.method === "POST").map((c) => c.body);
+    expect(sent).toEqual([
+      { decision: "approve", comment: "", action: { name: "choose", values: { note: "bad", urgent: true, plan: ["pro"] } } },
+      { decision: "approve", comment: "", action: { name: "choose", values: { note: "Call first", urgent: true, plan: ["pro"] } } },
+    ]);
+  });
+
+  it("shows an action the card does not offer as a general error", async () => {
+    open([cardRequest()], {
+      status: 422,
+      body: {
+        detail: "The answer does not fit the card.",
+        code: "invalid_card_answer",
+        fields: { "action.name": "the card has no button with this action; it offers: choose" },
+      },
+    });
+    const card = await screen.findByRole("article", { name: "Choose a plan" });
+    await userEvent.click(within(card).getByTestId("a2ui-later"));
+    expect(await within(card).findByTestId("card-errors")).toHaveTextContent("it offers: choose");
+    expect(within(card).getByTestId("a2ui-later")).toBeEnabled();
+  });
+
+  it("can still be rejected with a comment, which sends no action", async () => {
+    const fake = open([cardRequest()], { body: cardRequest({ status: "rejected", can_answer: false }) });
+    const card = await screen.findByRole("article", { name: "Choose a plan" });
+    await userEvent.type(within(card).getByLabelText("Comment"), "not this customer");
+    await userEvent.click(within(card).getByRole("button", { name: "Reject" }));
+    expect(await screen.findByTestId("inbox-status")).toHaveTextContent("Rejected");
+    expect(fake.calls.find((c) => c.method === "POST")?.body).toEqual({ decision: "reject", comment: "not this customer" });
+  });
+
+  it("shows an answered card read-only, with the action taken and the values", async () => {
+    const fake = open(
+      [
+        cardRequest({
+          status: "approved",
+          can_answer: false,
+          answered_by: "carl@example.com",
+          answered_at: "2026-01-01T01:00:00Z",
+          card: {
+            surface,
+            data,
+            action: { name: "choose", surfaceId: "ask", sourceComponentId: "choose", context: {} },
+            values: { note: "Call first", urgent: true, plan: ["pro"] },
+          },
+        }),
+      ],
+      { status: 500 },
+    );
+    const card = await screen.findByRole("article", { name: "Choose a plan" });
+    const drawn = within(card).getByTestId("a2ui-card");
+    expect(within(drawn).getByLabelText("Note")).toHaveValue("Call first");
+    expect(within(drawn).getByLabelText("Note")).toBeDisabled();
+    expect(within(drawn).getByLabelText("Urgent")).toBeChecked();
+    expect(within(drawn).getByLabelText("Pro")).toBeChecked();
+    expect(within(drawn).getByTestId("a2ui-choose")).toBeDisabled();
+    expect(within(drawn).getByTestId("a2ui-action-taken")).toHaveTextContent("choose");
+    expect(within(card).getByTestId("card-outcome")).toHaveTextContent("by carl@example.com");
     expect(within(card).queryByRole("button", { name: "Reject" })).not.toBeInTheDocument();
-    expect(calls.filter((c) => c.method === "POST")).toEqual([]);
+    expect(within(card).queryByLabelText("Comment")).not.toBeInTheDocument();
+    expect(fake.calls.filter((c) => c.method === "POST")).toEqual([]);
+  });
+
+  it("a late answer shows the answer that stands, and the card read-only", async () => {
+    open([cardRequest()], {
+      status: 409,
+      body: { detail: "Already answered: approved by carl@example.com.", code: "conflict", fields: {} },
+    });
+    const card = await screen.findByRole("article", { name: "Choose a plan" });
+    await userEvent.click(within(card).getByTestId("a2ui-choose"));
+    expect(await within(card).findByTestId("request-standing")).toHaveTextContent("approved by carl@example.com");
+    expect(within(card).getByTestId("a2ui-choose")).toBeDisabled();
+    expect(within(card).getByLabelText("Note")).toBeDisabled();
   });
 });

@@ -3,17 +3,22 @@
  * shows what the flow asks and the data it shows, and takes an answer (approve or reject, with
  * a comment). An agent's tool call shows the tool and its proposed arguments, which may also be
  * edited before approving (checked here as JSON, then by the server against the tool's
- * parameters). The first answer wins: a late one shows the answer that stands.
+ * parameters). An interactive card (kind `card`) is drawn (components/A2uiCard.tsx) and
+ * approved by one of its own buttons, with the values of its inputs; it may still be rejected
+ * with a comment, and once answered it is shown read-only with the action taken. The first
+ * answer wins: a late one shows the answer that stands.
  */
 import { useId, useState } from "react";
 import { Link } from "react-router";
 import { ApiError, api, call, type Schemas } from "../api/client";
+import { A2uiCard, type CardAction } from "../components/A2uiCard";
 import { Alert, Badge, Button, EmptyState, PageHeader, Spinner, formatDate, relativeTime } from "../components/ui";
 import { useAsync } from "../lib/hooks";
 
 export type HumanRequest = Schemas["HumanRequestOut"];
 export type Decision = Schemas["AnswerIn"]["decision"];
 export type ToolArguments = NonNullable<Schemas["AnswerIn"]["arguments"]>;
+export type CardAnswer = Schemas["CardActionIn"];
 
 const OUTCOME_TEXT: Record<string, string> = {
   approved: "approved",
@@ -41,13 +46,15 @@ export function runPath(request: Pick<HumanRequest, "org_slug" | "workspace_id" 
 
 /**
  * Answer a request; resolves with the answered request, rejects with an ApiError. `args`: a tool
- * call's edited arguments (only with approve).
+ * call's edited arguments (only with approve); `action`: a card's action and input values (only
+ * with approve).
  */
 export function answerRequest(
   request: HumanRequest,
   decision: Decision,
   comment: string,
   args?: ToolArguments,
+  action?: CardAnswer,
 ): Promise<HumanRequest> {
   return call(() =>
     api.POST("/api/orgs/{org_slug}/workspaces/{ws_id}/runs/{run_id}/requests/{node_id}/answer", {
@@ -59,7 +66,12 @@ export function answerRequest(
           node_id: request.node_id,
         },
       },
-      body: args === undefined ? { decision, comment } : { decision, comment, arguments: args },
+      body:
+        action !== undefined
+          ? { decision, comment, action }
+          : args === undefined
+            ? { decision, comment }
+            : { decision, comment, arguments: args },
     }),
   );
 }
@@ -149,6 +161,18 @@ export function RequestData({ data }: { data: unknown }) {
   );
 }
 
+/** A 422's fields for a card answer: messages by input component id, and the rest. */
+export function cardAnswerErrors(fields: Record<string, string>): { byInput: Record<string, string>; other: string[] } {
+  const byInput: Record<string, string> = {};
+  const other: string[] = [];
+  for (const [field, message] of Object.entries(fields)) {
+    if (field.startsWith("values.")) byInput[field.slice("values.".length)] = message;
+    else if (field === "action.name") other.push(message);
+    else other.push(`${field}: ${message}`);
+  }
+  return { byInput, other };
+}
+
 /**
  * A pending request with its answer form. `onAnswered` gets the answered request (or, after a
  * 409, null with the standing answer already shown here) so the caller can drop or refresh it.
@@ -172,6 +196,12 @@ export function ApprovalCard({
   const commentId = useId();
   const argumentsId = useId();
   const toolCall = request.kind === "tool_call" ? request.tool_call : null;
+  // An interactive card is approved by one of its own buttons (an A2UI action); once answered
+  // (here or elsewhere) it stays on show, read-only, with the action taken.
+  const [answered, setAnswered] = useState<HumanRequest | null>(null);
+  const [cardErrors, setCardErrors] = useState<Record<string, string>>({});
+  const shown = answered ?? request;
+  const card = request.kind === "card" ? (shown.card ?? null) : null;
 
   const answer = async (decision: Decision) => {
     let args: ToolArguments | undefined;
@@ -194,6 +224,28 @@ export function ApprovalCard({
       else if (err instanceof ApiError && err.status === 422 && Object.keys(err.fields).length > 0) {
         setError(err.detail);
         setArgumentErrors(Object.entries(err.fields).map(([field, message]) => `${field}: ${message}`));
+      } else setError((err as Error).message);
+      setBusy(null);
+    }
+  };
+
+  const answerCard = async (action: CardAction) => {
+    setBusy("approve");
+    setError(null);
+    setArgumentErrors([]);
+    setCardErrors({});
+    try {
+      const result = await answerRequest(request, "approve", comment, undefined, action);
+      setAnswered(result);
+      setBusy(null);
+      onAnswered(result, "approve");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) setStanding(standingAnswer(err));
+      else if (err instanceof ApiError && err.status === 422 && Object.keys(err.fields).length > 0) {
+        const { byInput, other } = cardAnswerErrors(err.fields);
+        setError(err.detail);
+        setCardErrors(byInput);
+        setArgumentErrors(other);
       } else setError((err as Error).message);
       setBusy(null);
     }
@@ -244,14 +296,27 @@ export function ApprovalCard({
       </div>
       <div className="card-body stack">
         {request.message ? <p data-testid="request-message">{request.message}</p> : null}
-        {toolCall ? <ToolCallDetails toolCall={toolCall} /> : <RequestData data={request.data} />}
+        {toolCall ? (
+          <ToolCallDetails toolCall={toolCall} />
+        ) : request.kind === "card" && card ? null : (
+          <RequestData data={request.data} />
+        )}
         {request.kind === "card" ? (
-          // Answered by the actions on the card itself, which the console cannot draw yet:
-          // approve/reject would be refused (a card takes an A2UI action).
-          <Alert kind="info" testId="card-not-drawn">
-            This request is an interactive card. The console cannot show cards yet: answer it through the API with
-            one of its actions (<code>POST …/requests/{request.node_id}/answer</code> with <code>action</code>).
-          </Alert>
+          <CardAnswerForm
+            request={shown}
+            card={card}
+            readOnly={shown.status !== "pending" || !shown.can_answer || standing !== null || answered !== null}
+            busy={busy}
+            standing={standing}
+            error={error}
+            otherErrors={argumentErrors}
+            cardErrors={cardErrors}
+            comment={comment}
+            commentId={commentId}
+            onComment={setComment}
+            onAction={answerCard}
+            onReject={() => answer("reject")}
+          />
         ) : standing ? (
           <Alert kind="warn" testId="request-standing">
             {standing}
@@ -319,6 +384,94 @@ export function ApprovalCard({
         )}
       </div>
     </article>
+  );
+}
+
+/**
+ * A card's answer form: the card itself (its buttons approve it with their action), the
+ * server's complaints, the comment and Reject; read-only with its outcome once answered.
+ */
+function CardAnswerForm({
+  request,
+  card,
+  readOnly,
+  busy,
+  standing,
+  error,
+  otherErrors,
+  cardErrors,
+  comment,
+  commentId,
+  onComment,
+  onAction,
+  onReject,
+}: {
+  request: HumanRequest;
+  card: HumanRequest["card"] | null;
+  readOnly: boolean;
+  busy: Decision | null;
+  standing: string | null;
+  error: string | null;
+  otherErrors: string[];
+  cardErrors: Record<string, string>;
+  comment: string;
+  commentId: string;
+  onComment: (comment: string) => void;
+  onAction: (action: CardAction) => void;
+  onReject: () => void;
+}) {
+  return (
+    <>
+      {card ? (
+        <A2uiCard card={card} readOnly={readOnly} busy={busy !== null} errors={cardErrors} onAction={onAction} />
+      ) : (
+        <Alert kind="warn" testId="card-missing">
+          This request is an interactive card, but its card did not come with it. Refresh to try again.
+        </Alert>
+      )}
+      {standing ? (
+        <Alert kind="warn" testId="request-standing">
+          {standing}
+        </Alert>
+      ) : null}
+      {request.status !== "pending" ? (
+        <p className="row small" data-testid="card-outcome">
+          <RequestStatusBadge status={request.status} />
+          {request.answered_by ? <span>by {request.answered_by}</span> : null}
+          {request.answered_at ? <span className="muted">{formatDate(request.answered_at)}</span> : null}
+          {request.comment ? <span>“{request.comment}”</span> : null}
+        </p>
+      ) : null}
+      {error ? <Alert>{error}</Alert> : null}
+      {otherErrors.length > 0 ? (
+        <ul className="a2ui-errors" role="alert" data-testid="card-errors">
+          {otherErrors.map((message) => (
+            <li key={message}>{message}</li>
+          ))}
+        </ul>
+      ) : null}
+      {!readOnly ? (
+        <>
+          <div className="field">
+            <label htmlFor={commentId}>Comment</label>
+            <textarea
+              id={commentId}
+              className="input"
+              rows={2}
+              value={comment}
+              onChange={(event) => onComment(event.target.value)}
+              placeholder="Optional: why, or what to do next"
+            />
+          </div>
+          <div className="row">
+            <span className="muted small grow">Answer with one of the card&apos;s buttons, or reject it.</span>
+            <Button variant="danger" busy={busy === "reject"} disabled={busy !== null} onClick={onReject}>
+              Reject
+            </Button>
+          </div>
+        </>
+      ) : null}
+    </>
   );
 }
 

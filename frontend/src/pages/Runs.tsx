@@ -8,6 +8,7 @@ import { Alert, Badge, Button, EmptyState, PageHeader, Spinner, formatDate, rela
 import { useAsync, usePaged } from "../lib/hooks";
 import { useOrg } from "../lib/org";
 import { can } from "../lib/permissions";
+import { A2uiCard } from "../components/A2uiCard";
 import { ApprovalCard, RequestData, RequestStatusBadge, answeredText, type Decision, type HumanRequest } from "./Inbox";
 import { TERMINAL, messageNode, streamUrl, useRunStream, type LiveRun, type StepState } from "../lib/runs";
 
@@ -242,7 +243,7 @@ export function RunRequests({ orgSlug, wsId, runId, version }: { orgSlug: string
                 </span>
               </div>
               {request.message ? <p>{request.message}</p> : null}
-              <RequestData data={request.data} />
+              {request.card ? <A2uiCard card={request.card} readOnly /> : <RequestData data={request.data} />}
               <p className="muted small">You are not among the approvers of this request.</p>
             </div>
           ),
@@ -250,14 +251,17 @@ export function RunRequests({ orgSlug, wsId, runId, version }: { orgSlug: string
         {answered.length > 0 ? (
           <ul className="stack" aria-label="Answered requests" style={{ listStyle: "none", margin: 0, padding: 0 }}>
             {answered.map((request) => (
-              <li key={request.node_id} data-testid="run-request" data-status={request.status} className="row">
-                <strong>{request.title}</strong>
-                <RequestStatusBadge status={request.status} />
-                <span className="small">
-                  {request.answered_by ? `by ${request.answered_by}` : ""}
-                  {request.answered_at ? ` · ${formatDate(request.answered_at)}` : ""}
-                  {request.comment ? ` · “${request.comment}”` : ""}
-                </span>
+              <li key={request.node_id} data-testid="run-request" data-status={request.status} className="stack">
+                <div className="row">
+                  <strong>{request.title}</strong>
+                  <RequestStatusBadge status={request.status} />
+                  <span className="small">
+                    {request.answered_by ? `by ${request.answered_by}` : ""}
+                    {request.answered_at ? ` · ${formatDate(request.answered_at)}` : ""}
+                    {request.comment ? ` · “${request.comment}”` : ""}
+                  </span>
+                </div>
+                {request.card ? <A2uiCard card={request.card} readOnly /> : null}
               </li>
             ))}
           </ul>

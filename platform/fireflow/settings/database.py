@@ -2,7 +2,7 @@
 
 import dj_database_url
 
-from .env import env_str
+from .env import env_int, env_str
 
 DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
@@ -15,6 +15,13 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 DATABASES["default"].setdefault("OPTIONS", {})
 # Fail a request fast instead of hanging when the database is away.
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+# A pool of open connections (psycopg_pool) rather than a new connection per request or
+# WebSocket handshake: connecting costs several round trips and a server process, about as
+# much as the rest of a run's start request (benchmarks/ttft.py). Persistent connections
+# (conn_max_age) are not for ASGI servers, where requests run on changing threads.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "pool", {"min_size": 2, "max_size": env_int("FIREFLOW_DB_POOL_SIZE", 20), "timeout": 10}
+)
 DATABASES["default"]["TEST"] = {"NAME": env_str("FIREFLOW_TEST_DATABASE", "fireflow_test")}
 
 CACHES = {
