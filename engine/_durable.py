@@ -324,7 +324,7 @@ async def _execute_node_step(
         else None
     )
     meter = _StepMeter(run_id, node["id"], meta, human)
-    streams = _DbosNodeStreams(node["id"], set(node.get("streams", ())), attempt, secrets)
+    streams = _DbosNodeStreams(run_id, node["id"], set(node.get("streams", ())), attempt, secrets)
     ctx = NodeContext(
         run_id=run_id,
         node_id=node["id"],
@@ -456,8 +456,14 @@ class _DbosNodeStreams:
     """A step's streams as DBOS streams of its workflow (readable from any worker)."""
 
     def __init__(
-        self, node_id: str, connected: set[str], attempt: _Attempt, secrets: _StepSecrets
+        self,
+        run_id: str,
+        node_id: str,
+        connected: set[str],
+        attempt: _Attempt,
+        secrets: _StepSecrets,
     ) -> None:
+        self._run_id = run_id
         self._node_id = node_id
         self._attempt = attempt
         self._secrets = secrets
@@ -479,6 +485,13 @@ class _DbosNodeStreams:
 
     async def read(self, ref: Any) -> AsyncIterator[StreamChunk]:
         run, key = parse_ref(ref)
+        # Its own run's streams, or an ancestor's (a child run's id extends its parent's): a
+        # reference given as an input cannot reach into anybody else's run.
+        if run != self._run_id and not self._run_id.startswith(f"{run}:"):
+            raise NodeError(
+                "a stream can only be read by its own run and the child runs it starts; this "
+                "one belongs to another run"
+            )
         async for frame in DBOS.read_stream_async(run, key):
             yield frame_chunk(key, frame)
 

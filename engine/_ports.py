@@ -1,5 +1,6 @@
 """Port types and the rules for which output may feed which input."""
 
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -70,7 +71,19 @@ def describe(value: object) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
-_CHECKS = {
+def is_stream_ref(value: object) -> bool:
+    """A stream reference: `{"$stream": {"run": ..., "key": ...}}`."""
+    ref = value.get("$stream") if isinstance(value, dict) else None
+    return (
+        isinstance(ref, dict)
+        and isinstance(ref.get("run"), str)
+        and isinstance(ref.get("key"), str)
+    )
+
+
+_CHECKS: dict[PortType, Callable[[object], bool]] = {
+    # A stream passed on as a value (a parent run's stream, given to its child as an input)
+    PortType.STREAM: is_stream_ref,
     PortType.NUMBER: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     PortType.BOOLEAN: lambda v: isinstance(v, bool),
     PortType.LIST: lambda v: isinstance(v, list),
@@ -81,7 +94,8 @@ _CHECKS = {
 def conform(value: object, target: PortType) -> object:
     """The value an input of type `target` receives, or TypeError saying what was wrong.
     Numbers and booleans become text where text is expected; otherwise types must match
-    (json, any, stream, file and secret-ref inputs take what their edges allow)."""
+    (json, any, file and secret-ref inputs take what their edges allow; a stream input given
+    as a value takes a stream reference)."""
     if target is PortType.TEXT:
         if isinstance(value, bool):
             return str(value).lower()

@@ -289,6 +289,19 @@ class NodeType:
         return cls.OUTPUTS
 
     @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> list[str]:
+        """What is wrong with a config that fits `config_schema`, beyond what a schema can
+        say (e.g. components referring to each other): each problem a message that names
+        where it is. Checked when a flow is saved, so that the run does not find it."""
+        return []
+
+    @classmethod
+    def inner_nodes(cls, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Nodes this node runs as part of itself (`{"id", "type", "config"}`, the id naming
+        where in its config), such as an agent's node tools: node rules judge them too."""
+        return []
+
+    @classmethod
     def called_flows(cls, config: Mapping[str, Any]) -> list[str]:
         """The ids of the flows this node runs as child runs (the platform pins their
         documents into the run when it starts)."""

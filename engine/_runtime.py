@@ -16,7 +16,7 @@ from ._document import FlowDocument
 from ._events import Event, EventSink, EventType, MemoryEventSink
 from ._planner import topological_order
 from ._ports import PortType, conform
-from ._registry import NodeContext, NodeError, node_type, with_mirrors
+from ._registry import Effect, NodeContext, NodeError, node_type, with_mirrors
 from ._streams import MemoryStreams, StreamHub, stream_ref
 from ._validate import FlowInvalid, Issue, ResolvedNode, parse_flow, resolve_nodes
 
@@ -96,7 +96,9 @@ def live_streams(
 ) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
     """The stream edges of a flow: for each producer, its STREAM outputs that feed a STREAM
     input, and the (node, input port) pairs fed live by them (consumers that start as soon as
-    their producer starts)."""
+    their producer starts). A pure node writes no stream: its STREAM output (a flow input's)
+    passes on a stream someone else writes, as a value."""
+    writes: dict[str, bool] = {}
     if nodes is None:  # a valid document: its ports, without validating it again
         specs = {spec.id: spec for spec in document.nodes}
         outputs, inputs = {}, {}
@@ -104,16 +106,23 @@ def live_streams(
             cls = node_type(spec.type)
             outputs[node_id] = {p.name: p for p in cls.outputs(spec.config)} if cls else {}
             inputs[node_id] = {p.name: p for p in cls.inputs(spec.config)} if cls else {}
+            writes[node_id] = cls is not None and cls.effect is not Effect.PURE
     else:
         outputs = {node_id: node.outputs for node_id, node in nodes.items()}
         inputs = {node_id: node.inputs for node_id, node in nodes.items()}
+        writes = {node_id: node.cls.effect is not Effect.PURE for node_id, node in nodes.items()}
     producers: dict[str, set[str]] = defaultdict(set)
     consumers: set[tuple[str, str]] = set()
     for edge in document.edges:
         src, dst = edge.source_ref, edge.target_ref
         out = outputs[src.node].get(src.port)
         inp = inputs[dst.node].get(dst.port)
-        if out is not None and inp is not None and PortType.STREAM == out.type == inp.type:
+        if (
+            out is not None
+            and inp is not None
+            and PortType.STREAM == out.type == inp.type
+            and writes.get(src.node, False)
+        ):
             producers[src.node].add(src.port)
             consumers.add((dst.node, dst.port))
     return dict(producers), consumers

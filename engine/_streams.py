@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ._ports import is_stream_ref
 from ._registry import NodeError
 
 FRAME_SECONDS = 0.04
@@ -40,14 +41,9 @@ def stream_ref(run_id: str, node_id: str, port: str) -> dict[str, Any]:
 
 def parse_ref(value: Any) -> tuple[str, str]:
     """(run, key) of a stream reference, or NodeError for anything else."""
-    ref = value.get("$stream") if isinstance(value, dict) else None
-    if (
-        not isinstance(ref, dict)
-        or not isinstance(ref.get("run"), str)
-        or not isinstance(ref.get("key"), str)
-    ):
+    if not is_stream_ref(value):
         raise NodeError("expected a stream (connect a node's stream output)")
-    return ref["run"], ref["key"]
+    return value["$stream"]["run"], value["$stream"]["key"]
 
 
 class StreamWriter(Protocol):

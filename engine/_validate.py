@@ -145,7 +145,11 @@ def _resolve(document: FlowDocument, issues: list[Issue]) -> dict[str, ResolvedN
             where = "/".join(str(p) for p in error.absolute_path) or "config"
             message = f"node '{spec.id}' ({spec.type}): config {where}: {error.message}"
             issues.append(Issue("invalid_config", message, node=spec.id))
-        if not config_errors:
+        problems = [] if config_errors else cls.check_config(spec.config)
+        for problem in problems:
+            message = f"node '{spec.id}' ({spec.type}): config {problem}"
+            issues.append(Issue("invalid_config", message, node=spec.id))
+        if not config_errors and not problems:
             resolved[spec.id] = ResolvedNode(
                 spec=spec,
                 cls=cls,

@@ -1,5 +1,9 @@
-"""The agent node: a model that may call tools, each tool a flow of the workspace run as a
-child run, in a loop until the model answers without calling one (or runs out of turns).
+"""The agent node: a model that may call tools, in a loop until the model answers without
+calling one (or runs out of turns). A tool is a flow of the workspace (`flow_id`) or a single
+node (`node`: its type and config, e.g. an HTTP request); either runs as a child run, a node
+tool as a one-node flow whose inputs are the node's input ports (what the model fills in:
+its parameters, unless given, are made from those ports) and whose outputs are the node's
+outputs. Node rules judge a node tool's type as they judge the flow's own nodes.
 
 Every model call streams its text as STREAM_CHUNK events and reports its usage as
 LLM_USAGE; every tool call is TOOL_CALL_START, TOOL_CALL_ARGS (pieces of the arguments as
@@ -39,7 +43,15 @@ from jsonschema.exceptions import best_match
 from .._events import EventType
 from .._net import allow_list
 from .._ports import PortType
-from .._registry import ChildRuns, Effect, NodeContext, NodeError, NodeType, Port
+from .._registry import (
+    ChildRuns,
+    Effect,
+    NodeContext,
+    NodeError,
+    NodeType,
+    Port,
+    node_type,
+)
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
@@ -95,6 +107,23 @@ class _Outcome:
         return payload
 
 
+def _parameters(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The tool's parameters as the model is told them (a node tool's default: its ports)."""
+    if "node" in tool and "parameters" not in tool:
+        try:
+            return node_tool_parameters(tool["node"])
+        except NodeError as exc:
+            raise NodeError(f"{where}: {exc}") from None
+    parameters = dict(tool.get("parameters") or _NO_PARAMETERS)
+    if parameters.get("type", "object") != "object":
+        raise NodeError(f"{where}.parameters must describe an object (type 'object')")
+    try:
+        jsonschema.Draft202012Validator.check_schema(parameters)
+    except jsonschema.SchemaError as exc:
+        raise NodeError(f"{where}.parameters is not a valid JSON Schema: {exc.message}") from None
+    return parameters
+
+
 def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
     """The configured tools with their pinned flows; config mistakes are reported before
     what the run lacks (a durable runtime, a pinned flow)."""
@@ -104,15 +133,7 @@ def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
         where = f"config.tools[{index}] ('{name}')"
         if any(name == seen for seen, _, _ in specs):
             raise NodeError(f"{where}: another tool is named '{name}'; tool names must differ")
-        parameters = dict(tool.get("parameters") or _NO_PARAMETERS)
-        if parameters.get("type", "object") != "object":
-            raise NodeError(f"{where}.parameters must describe an object (type 'object')")
-        try:
-            jsonschema.Draft202012Validator.check_schema(parameters)
-        except jsonschema.SchemaError as exc:
-            raise NodeError(
-                f"{where}.parameters is not a valid JSON Schema: {exc.message}"
-            ) from None
+        parameters = _parameters(tool, where)
         specs.append((name, parameters, dict(tool)))
     if specs:
         _children(ctx)  # fails clearly outside the durable runtime
@@ -121,7 +142,10 @@ def _tools(config: Mapping[str, Any], ctx: NodeContext) -> dict[str, _Tool]:
     tools: dict[str, _Tool] = {}
     for index, (name, parameters, tool) in enumerate(specs):
         try:
-            document = _subflow(ctx, str(tool["flow_id"]))
+            if "node" in tool:
+                document = node_tool_document(tool["node"])
+            else:
+                document = _subflow(ctx, str(tool["flow_id"]))
         except NodeError as exc:
             raise NodeError(f"config.tools[{index}] ('{name}'): {exc}") from None
         tools[name] = _Tool(
@@ -206,7 +230,8 @@ class Agent(NodeType):
     type_name = "agent"
     title = "Agent"
     description = (
-        "A model that can call tools (flows of this workspace, each run as a child run) "
+        "A model that can call tools (flows of this workspace or single nodes, each run as "
+        "a child run) "
         "until it has an answer. Tokens and tool calls stream out as they happen."
     )
     category = "ai"
@@ -230,15 +255,31 @@ class Agent(NodeType):
                 "items": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["name", "flow_id"],
+                    "required": ["name"],
+                    "oneOf": [
+                        {"title": "a flow", "required": ["flow_id"]},
+                        {"title": "a single node", "required": ["node"]},
+                    ],
                     "properties": {
                         "name": {"type": "string", "pattern": _TOOL_NAME},
                         "description": {"type": "string", "maxLength": 4000},
                         "parameters": {
                             "type": "object",
-                            "description": "a JSON Schema of the arguments (the flow's inputs)",
+                            "description": "a JSON Schema of the arguments (the flow's inputs, "
+                            "or the node's input ports); a node tool's default: its ports",
                         },
                         "flow_id": _FLOW_REF,
+                        "node": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["type"],
+                            "description": "a single node as the tool (instead of flow_id): "
+                            "the model's arguments are its inputs, its outputs the result",
+                            "properties": {
+                                "type": {"type": "string", "minLength": 1},
+                                "config": {"type": "object", "default": {}},
+                            },
+                        },
                         "approval": {
                             "type": "boolean",
                             "default": False,
@@ -283,7 +324,30 @@ class Agent(NodeType):
 
     @classmethod
     def called_flows(cls, config: Mapping[str, Any]) -> list[str]:
-        return [str(tool.get("flow_id", "")) for tool in config.get("tools") or []]
+        called: list[str] = []
+        for tool in config.get("tools") or []:
+            if "flow_id" in tool:
+                called.append(str(tool["flow_id"]))
+            elif (inner := node_type(str(tool["node"]["type"]))) is not None:
+                called += inner.called_flows(tool["node"].get("config") or {})
+        return called
+
+    @classmethod
+    def inner_nodes(cls, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"id": f"tools.{tool['name']}", **tool["node"]}
+            for tool in config.get("tools") or []
+            if "node" in tool
+        ]
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> list[str]:
+        problems: list[str] = []
+        for index, tool in enumerate(config.get("tools") or []):
+            if "node" in tool:
+                where = f"tools/{index}/node ('{tool['name']}')"
+                problems += [f"{where}: {p}" for p in node_tool_problems(tool["node"])]
+        return problems
 
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
@@ -544,3 +608,98 @@ class _Events:
             )
         else:
             await self.emit("TOOL_CALL_END", {"tool_call_id": delta.id})
+
+
+# What a model may fill in as a node tool's argument (streams, files and secret references
+# are the flow's to connect, not the model's to name), as JSON Schema.
+_ARGUMENT_SCHEMAS: dict[PortType, dict[str, Any]] = {
+    PortType.TEXT: {"type": "string"},
+    PortType.NUMBER: {"type": "number"},
+    PortType.BOOLEAN: {"type": "boolean"},
+    PortType.JSON: {},
+    PortType.LIST: {"type": "array"},
+    PortType.MESSAGES: {"type": "array", "items": {"type": "object"}},
+    PortType.ANY: {},
+}
+_NOT_A_TOOL = frozenset({"input", "output"})
+_TOOL_ARGUMENTS = "arguments"
+_TOOL_NODE = "tool"
+
+
+def _node_tool_ports(node: Mapping[str, Any]) -> tuple[type[NodeType], list[Port], list[Port]]:
+    cls = node_type(str(node["type"]))
+    if cls is None:
+        raise NodeError(f"node type '{node['type']}' is not installed")
+    config = node.get("config") or {}
+    inputs = [p for p in cls.inputs(config) if p.type in _ARGUMENT_SCHEMAS]
+    outputs = [p for p in cls.outputs(config) if p.type in _ARGUMENT_SCHEMAS]
+    return cls, inputs, outputs
+
+
+def node_tool_parameters(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments a node tool takes, as JSON Schema: its input ports."""
+    _, inputs, _ = _node_tool_ports(node)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            p.name: {**_ARGUMENT_SCHEMAS[p.type], **_described(p.description)} for p in inputs
+        },
+        "required": [p.name for p in inputs if p.required],
+    }
+
+
+def _described(description: str) -> dict[str, str]:
+    return {"description": description} if description else {}
+
+
+def node_tool_document(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The one-node flow a node tool runs as: an input node with a field per argument, the
+    node, and an output per output port."""
+    _, inputs, outputs = _node_tool_ports(node)
+    fields = [{"name": p.name, "type": p.type.value, "required": p.required} for p in inputs]
+    return {
+        "schema": 1,
+        "nodes": [
+            {"id": _TOOL_ARGUMENTS, "type": "input", "config": {"fields": fields}},
+            {"id": _TOOL_NODE, "type": str(node["type"]), "config": dict(node.get("config") or {})},
+            *(
+                {"id": f"result_{p.name}", "type": "output", "config": {"name": p.name}}
+                for p in outputs
+            ),
+        ],
+        "edges": [
+            *(
+                {"from": f"{_TOOL_ARGUMENTS}.{p.name}", "to": f"{_TOOL_NODE}.{p.name}"}
+                for p in inputs
+            ),
+            *({"from": f"{_TOOL_NODE}.{p.name}", "to": f"result_{p.name}.value"} for p in outputs),
+        ],
+    }
+
+
+def node_tool_problems(node: Mapping[str, Any]) -> list[str]:
+    """Why `node` cannot be a tool: an unknown type, a config that does not fit it, an input
+    the model could not fill in, or no output to answer with."""
+    if str(node["type"]) in _NOT_A_TOOL:
+        return [f"a node of type '{node['type']}' cannot be a tool"]
+    cls = node_type(str(node["type"]))
+    if cls is None:
+        return [f"unknown node type '{node['type']}'"]
+    from .._validate import validate_flow  # the registry's nodes validate their own kind
+
+    config = node.get("config") or {}
+    problems = [
+        f"input '{p.name}' ({p.type.value}) is required, and a model cannot fill it in"
+        for p in cls.inputs(config)
+        if p.required and p.type not in _ARGUMENT_SCHEMAS
+    ]
+    if problems:
+        return problems
+    prefix = f"node '{_TOOL_NODE}' ({node['type']}): "
+    for issue in validate_flow(node_tool_document(node)):
+        if issue.severity == "error" and issue.node == _TOOL_NODE:
+            problems.append(issue.message.removeprefix(prefix))
+    if not problems and not _node_tool_ports(node)[2]:
+        problems.append("the node has no output the model could be told")
+    return problems

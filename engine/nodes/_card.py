@@ -19,6 +19,7 @@ input components before it stores it, as the answer's `arguments` (engine/_human
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+import regex
 from a2ui.core.basic_catalog.v0_9 import BasicCatalog
 
 from .._events import EventType
@@ -133,6 +134,12 @@ class Card(NodeType):
         Port("decision", PortType.JSON, description="{outcome, by, at, escalated}"),
     )
 
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> list[str]:
+        components = config["surface"]["components"]
+        problems = surface_problems(components, str(config["surface"].get("root") or "root"))
+        return [f"surface: {p}" for p in problems] + pattern_problems(components)
+
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:
@@ -245,4 +252,28 @@ def surface_problems(components: list[dict[str, Any]], root: str) -> list[str]:
                 visit(ref, (*path, node))
 
         visit(root, ())
+    return problems
+
+
+def pattern_problems(components: list[dict[str, Any]]) -> list[str]:
+    """Patterns of the card's inputs (`validationRegexp`, `regex` checks) that do not compile:
+    an answer could never be checked against them."""
+    problems: list[str] = []
+    for component in components:
+        patterns = [("validationRegexp", component.get("validationRegexp"))]
+        for index, check in enumerate(component.get("checks") or ()):
+            condition = check.get("condition") if isinstance(check, dict) else None
+            if isinstance(condition, dict) and condition.get("call") == "regex":
+                pattern = (condition.get("args") or {}).get("pattern")
+                patterns.append((f"checks/{index}/condition/args/pattern", pattern))
+        for where, pattern in patterns:
+            if not isinstance(pattern, str):
+                continue
+            try:
+                regex.compile(pattern)
+            except regex.error as exc:
+                problems.append(
+                    f"surface/components '{component['id']}' {where}: not a valid regular "
+                    f"expression ({exc})"
+                )
     return problems

@@ -14,6 +14,9 @@ from .._ports import PortType
 from .._registry import NodeContext, NodeError, NodeType, Port
 
 _PORT_TYPES = [t.value for t in PortType if t not in (PortType.STREAM, PortType.SECRET_REF)]
+# A flow's input may also be a stream, which only a parent run gives (ExecuteFlow's
+# `stream_inputs`): the child reads its parent's stream while the parent still writes it.
+_INPUT_TYPES = [*_PORT_TYPES, PortType.STREAM.value]
 _FIELD_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}
 _MAX_TEMPLATE_OUTPUT = 1_000_000
 _MAX_OPERAND = 100_000  # longest string or list `*` may build, largest `**` exponent
@@ -58,7 +61,7 @@ class FlowInput(NodeType):
                     "required": ["name", "type"],
                     "properties": {
                         "name": _FIELD_NAME,
-                        "type": {"enum": _PORT_TYPES},
+                        "type": {"enum": _INPUT_TYPES},
                         "required": {"type": "boolean", "default": True},
                         "default": {},
                         "description": {"type": "string"},

@@ -105,24 +105,51 @@ def _outcome(child_id: str, result: dict[str, Any]) -> dict[str, Any]:
 class ExecuteFlow(_CallsOneFlow):
     type_name = "execute_flow"
     title = "Execute flow"
-    description = "Runs another flow as a child run and returns its outputs."
+    description = (
+        "Runs another flow as a child run and returns its outputs. Streams (an LLM's tokens) "
+        "can be among its inputs: the child reads them while they are written."
+    )
     category = "flow"
     effect = Effect.EXTERNAL
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["flow_id"],
-        "properties": {"flow_id": _FLOW_REF},
+        "properties": {
+            "flow_id": _FLOW_REF,
+            "stream_inputs": {
+                "type": "array",
+                "maxItems": 16,
+                "uniqueItems": True,
+                "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                "description": "inputs of the child flow that are streams (its input fields of "
+                "type stream): each a port here, to connect a stream output to; the child "
+                "starts as soon as the stream does and reads it as it is written",
+            },
+        },
     }
     INPUTS = (Port("inputs", PortType.JSON, required=False, description="the child's inputs"),)
     OUTPUTS = (Port("outputs", PortType.JSON),)
+
+    @classmethod
+    def inputs(cls, config: Mapping[str, Any]) -> tuple[Port, ...]:
+        streams = tuple(
+            Port(str(name), PortType.STREAM, description=f"the child's stream input '{name}'")
+            for name in config.get("stream_inputs") or ()
+            if name != "inputs"
+        )
+        return (*cls.INPUTS, *streams)
 
     async def execute(
         self, config: Mapping[str, Any], inputs: Mapping[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:
         child_id = f"{ctx.run_id}:{ctx.node_id}"
         document = _subflow(ctx, str(config["flow_id"]))
-        result = await _children(ctx).run(child_id, document, dict(inputs.get("inputs") or {}))
+        child_inputs = dict(inputs.get("inputs") or {})
+        for name in config.get("stream_inputs") or ():
+            if name in inputs:
+                child_inputs[name] = inputs[name]  # a reference: the child reads it live
+        result = await _children(ctx).run(child_id, document, child_inputs)
         return {"outputs": _outcome(child_id, result)}
 
 

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 
+import regex
+
 from fireflow.errors import InvalidInput
 
 _MAX_TEXT = 20_000
+_MATCH_SECONDS = 0.1  # the most one pattern may take on one value
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -93,12 +96,22 @@ def _text_field(component: dict[str, Any], value: Any) -> str | None:
             return "expected a number"
     pattern = component.get("validationRegexp")
     if isinstance(pattern, str) and value:
-        try:
-            if re.search(pattern, value) is None:
-                return f"does not match the pattern {pattern}"
-        except re.error:
-            pass  # a pattern Python cannot read is left to the renderer's own check
+        return _mismatch(pattern, value, f"does not match the pattern {pattern}")
     return None
+
+
+def _mismatch(pattern: str, value: str, message: str) -> str | None:
+    """`message` when `value` does not match `pattern` (written by the flow's editor, run on
+    what an approver typed): with a time limit, so that a pattern that backtracks without end
+    refuses the value instead of holding the request. A pattern this side cannot read is
+    left to the renderer's own check (flows are checked for those when saved)."""
+    try:
+        found = regex.search(pattern, value, timeout=_MATCH_SECONDS)
+    except regex.error:
+        return None
+    except TimeoutError:
+        return f"could not be checked against the pattern {pattern} in time: shorten it"
+    return message if found is None else None
 
 
 def _check_box(component: dict[str, Any], value: Any) -> str | None:
@@ -219,10 +232,7 @@ def _fails(call: str, args: dict[str, Any], value: Any) -> bool:  # noqa: PLR091
             "max", math.inf
         )
     if call == "regex" and isinstance(value, str) and isinstance(args.get("pattern"), str):
-        try:
-            return re.search(args["pattern"], value) is None
-        except re.error:
-            return False
+        return _mismatch(args["pattern"], value, "mismatch") is not None
     if call == "email":
         return not isinstance(value, str) or not _EMAIL.match(value)
     return False

@@ -196,17 +196,45 @@ def document_refusals(
     for node in document.get("nodes", ()):
         if not isinstance(node, Mapping):
             continue
-        node_type = str(node.get("type", ""))
-        raw_config = node.get("config")
-        config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
-        for whose, role in people:
-            found = refusal(rules, node_type, config, role)
-            if found is not None:
-                refused[str(node.get("id"))] = refusal_message(
-                    found, str(node.get("id")), node_type, config, whose
-                )
+        node_id = str(node.get("id"))
+        for label, node_type, config in _judged(node_id, node):
+            message = next(
+                (
+                    refusal_message(found, label, node_type, config, whose)
+                    for whose, role in people
+                    if (found := refusal(rules, node_type, config, role)) is not None
+                ),
+                None,
+            )
+            if message is not None:
+                refused[node_id] = message
                 break
     return refused
+
+
+def _judged(node_id: str, node: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """The node, then the nodes it runs as part of itself (an agent's node tools), as
+    (label, type, config)."""
+    node_type = str(node.get("type", ""))
+    raw_config = node.get("config")
+    config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
+    judged = [(node_id, node_type, config)]
+    cls = engine.node_type(node_type)
+    if cls is not None:
+        try:
+            inner = cls.inner_nodes(config)
+        except (KeyError, TypeError, AttributeError):  # a config that does not fit its schema
+            inner = []
+        for sub in inner:
+            sub_config = sub.get("config")
+            judged.append(
+                (
+                    f"{node_id}.{sub['id']}",
+                    str(sub.get("type", "")),
+                    sub_config if isinstance(sub_config, Mapping) else {},
+                )
+            )
+    return judged
 
 
 def role_in_workspace(

@@ -239,6 +239,29 @@ def run_start(
 
 
 def _check_inputs(version: FlowVersion, inputs: dict[str, Any]) -> None:
+    streams = {
+        (node["id"], field["name"]): field
+        for node in version.document.get("nodes", ())
+        if node.get("type") == "input"
+        for field in (node.get("config") or {}).get("fields", ())
+        if field.get("type") == "stream"
+    }
+    problems = {
+        f"nodes.{node_id}.{name}": (
+            "a stream input is given by a parent flow (an Execute flow node's stream_inputs), "
+            "not when a run is started"
+            if name in inputs
+            else "this flow reads a stream here, so it only runs as a child of another flow"
+        )
+        for (node_id, name), field in streams.items()
+        if name in inputs or (field.get("required", True) and "default" not in field)
+    }
+    if problems:
+        raise InvalidInput(
+            "The run's inputs do not fit the flow: " + "; ".join(problems.values()),
+            code="invalid_inputs",
+            fields=problems,
+        )
     try:
         engine.check_run_inputs(engine.parse_flow(version.document), inputs)
     except engine.FlowInvalid as exc:

@@ -630,3 +630,74 @@ def test_a_crash_during_a_tool_run_does_not_start_the_tool_twice(llm: FakeLLMSer
     assert "Lima-slow" in output["outputs"]["answer"]
     assert len(llm.requests) == 3  # turn 0, turn 0 again after the crash, turn 1
     assert children == {f"{run_id}:agent:tool:0:0"}  # the re-executed agent found its child
+
+
+# --- node tools: a single node as a tool ----------------------------------------------------
+
+MARK_TOOL = {
+    "name": "mark",
+    "description": "Marks a value",
+    "node": {"type": "test_ledger", "config": {"suffix": "-marked"}},
+}
+
+
+def test_a_node_tool_is_checked_with_the_flow() -> None:
+    tools = [
+        {"name": "a", "node": {"type": "no_such_node"}},
+        {"name": "b", "node": {"type": "input", "config": {}}},
+        {"name": "c", "node": {"type": "test_ledger", "config": {"seconds": "soon"}}},
+        {"name": "d", "node": {"type": "test_stream_collect"}},
+        {"name": "e", "flow_id": FORECAST_FLOW, "node": {"type": "test_ledger"}},
+    ]
+    issues = [i for i in engine.validate_flow(agent_flow("hi", tools=tools)) if i.node == "agent"]
+    messages = [i.message for i in issues]
+    assert {i.code for i in issues} == {"invalid_config"}
+    # a tool is a flow or a node, not both
+    assert any("tools/4" in m and "is valid under each of" in m for m in messages), messages
+    tools = tools[:4]
+    messages = [
+        i.message for i in engine.validate_flow(agent_flow("hi", tools=tools)) if i.node == "agent"
+    ]
+    prefix = "node 'agent' (agent): config "
+    assert messages == [
+        prefix + "tools/0/node ('a'): unknown node type 'no_such_node'",
+        prefix + "tools/1/node ('b'): a node of type 'input' cannot be a tool",
+        prefix + "tools/2/node ('c'): config seconds: 'soon' is not of type 'number'",
+        prefix + "tools/3/node ('d'): input 'stream' (stream) is required, and a model "
+        "cannot fill it in",
+    ]
+
+
+def test_a_single_node_is_a_tool_run_as_a_child_run(url: str, llm: FakeLLMServer) -> None:
+    llm.script.add(
+        "mark paris",
+        tool_call=[{"name": "mark", "arguments": {"value": "Paris"}}],
+    )
+    run_id, output = run_on_worker(url, agent_flow("Please mark Paris", tools=[MARK_TOOL]))
+    assert output["status"] == "completed", output
+    # the model was offered the node's input port as the tool's parameter
+    offered = llm.requests[0].body["tools"]
+    assert offered == [
+        {
+            "type": "function",
+            "function": {
+                "name": "mark",
+                "description": "Marks a value",
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"value": {}},
+                    "required": ["value"],
+                },
+            },
+        }
+    ]
+    transcript = output["outputs"]["transcript"]
+    assert json.loads(transcript[2]["content"]) == {"value": "Paris-marked"}
+    assert "Paris-marked" in output["outputs"]["answer"]
+    # the node ran once, in a child run with the tool call's deterministic id
+    child = f"{run_id}:agent:tool:0:0"
+    assert ledger_like(url, f"{run_id}:agent:") == [
+        (child, "tool", "start"),
+        (child, "tool", "end"),
+    ]

@@ -120,18 +120,48 @@ def test_a_card_waits_across_a_restart_and_outputs_the_action_it_is_answered_wit
     assert (resolved["outcome"], resolved["action"]) == ("approved", "go")
 
 
-def test_a_card_whose_components_do_not_join_up_fails_with_the_reason(url: str) -> None:
+def test_a_card_whose_components_do_not_join_up_is_refused_when_checked() -> None:
+    """What the catalog's schema cannot say (ids that join up, a button to answer with,
+    patterns that compile) is checked with the flow too, not found by the run."""
     dangling = [*COMPONENTS[:2], {**COMPONENTS[0], "id": "extra", "children": ["nowhere"]}]
     dangling[0] = {**COMPONENTS[0], "children": ["who"]}
-    worker = Worker(url, "card-broken")
-    try:
-        run_id = enqueue(url, _card_flow(dangling), {"case": {"customer": "Ana"}})
-        state, output = wait_terminal(url, run_id, timeout=30)
-    finally:
-        worker.stop()
-    assert (state, output["status"]) == ("SUCCESS", "failed")
-    assert _request(url, run_id) is None  # no card was shown
-    assert output["nodes"]["ask"]["error"] == (
-        "card 'Refund?': component 'extra' refers to 'nowhere', which is missing; the card "
-        "has no Button with an event action, so nobody could answer it"
+    dangling.append(
+        {
+            "id": "code",
+            "component": "TextField",
+            "label": "Code",
+            "validationRegexp": "([a-z]",
+            "checks": [
+                {
+                    "condition": {
+                        "call": "regex",
+                        "args": {"value": {"path": "/code"}, "pattern": "*x"},
+                    },
+                    "message": "a code",
+                }
+            ],
+        }
     )
+    issues = [i for i in engine.validate_flow(_card_flow(dangling)) if i.node == "ask"]
+    assert {i.code for i in issues} == {"invalid_config"}
+    messages = [i.message for i in issues]
+    assert (
+        "node 'ask' (card): config surface: component 'extra' refers to 'nowhere', which "
+        "is missing" in messages
+    ), messages
+    assert (
+        "node 'ask' (card): config surface: the card has no Button with an event action, "
+        "so nobody could answer it" in messages
+    ), messages
+    assert any(
+        m.startswith(
+            "node 'ask' (card): config surface/components 'code' validationRegexp: not a "
+            "valid regular expression"
+        )
+        for m in messages
+    ), messages
+    assert any(
+        "surface/components 'code' checks/0/condition/args/pattern: not a valid regular "
+        "expression" in m
+        for m in messages
+    ), messages

@@ -226,3 +226,66 @@ def test_an_llm_streams_into_a_flat_map(url: str, monkeypatch: pytest.MonkeyPatc
             worker.stop()
     assert state == "SUCCESS", output
     assert output["outputs"] == {"results": [1, 1, 2, 2, 3, 3]}
+
+
+STREAM_READER_FLOW = {  # a child flow whose input is a stream: it reads it as it is written
+    "schema": 1,
+    "nodes": [
+        {"id": "inp", "type": "input", "config": {"fields": [{"name": "text", "type": "stream"}]}},
+        {"id": "read", "type": "test_stream_collect"},
+        {"id": "seen", "type": "output", "config": {"name": "seen"}},
+    ],
+    "edges": [{"from": "inp.text", "to": "read.stream"}, {"from": "read.text", "to": "seen.value"}],
+}
+
+
+def test_a_child_flow_reads_its_parents_stream_while_it_is_written(url: str) -> None:
+    parent = {
+        "schema": 1,
+        "nodes": [
+            {"id": "talk", "type": "test_slow_stream", "config": {"lines": 5, "seconds": 0.25}},
+            {
+                "id": "sub",
+                "type": "execute_flow",
+                "config": {"flow_id": CHILD_FLOW_ID, "stream_inputs": ["text"]},
+            },
+            {"id": "out", "type": "output", "config": {"name": "child"}},
+        ],
+        "edges": [
+            {"from": "talk.stream", "to": "sub.text"},
+            {"from": "sub.outputs", "to": "out.value"},
+        ],
+    }
+    assert [i for i in engine.validate_flow(parent) if i.severity == "error"] == []
+    worker = Worker(url, "stream-child")
+    try:
+        run_id = enqueue(url, parent, {}, meta={"subflows": {CHILD_FLOW_ID: STREAM_READER_FLOW}})
+        state, output = wait_terminal(url, run_id)
+    finally:
+        worker.stop()
+    assert state == "SUCCESS", output
+    full = "".join(f"line {i}\n" for i in range(5))
+    assert output["outputs"] == {"child": {"seen": full}}
+    child_times = _times(url, f"{run_id}:sub")
+    # The child had its first chunk while the parent's producer was still writing.
+    gap = _times(url, run_id)["talk:end"] - child_times["read:first-chunk-1"]
+    assert gap.total_seconds() > 0.5
+
+
+def test_a_stream_of_another_run_cannot_be_read(url: str) -> None:
+    """A stream reference given as a run's input reaches only its own run's streams and its
+    ancestors': not another run's (whose id it could name)."""
+    worker = Worker(url, "stream-other")
+    try:
+        writer = enqueue(url, producer_consumer(2, 0.05), {})
+        assert wait_terminal(url, writer)[0] == "SUCCESS"
+        ref = {"$stream": {"run": writer, "key": "talk.stream"}}
+        reader = enqueue(url, STREAM_READER_FLOW, {"text": ref})
+        state, output = wait_terminal(url, reader)
+    finally:
+        worker.stop()
+    assert (state, output["status"]) == ("SUCCESS", "failed"), output
+    assert output["nodes"]["read"]["error"] == (
+        "a stream can only be read by its own run and the child runs it starts; this one "
+        "belongs to another run"
+    )

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from fireflow.errors import InvalidInput
 from tenants.models import AuditEvent
 from tenants.roles import OrgRole, WorkspaceRole
 from tests.factories import OrgFixture
@@ -282,3 +283,22 @@ def test_an_action_is_refused_for_an_approval_node(
     )
     assert approved.json()["status"] == "approved"
     assert wait_run(owner, org, run_id)["outputs"] == {"paid": 10}
+
+
+def test_a_pattern_that_backtracks_without_end_refuses_the_value_instead_of_hanging() -> None:
+    """The flow's editor writes the patterns, an approver the values: a pattern that would
+    take forever on a value is given a time limit, and the value is refused with why."""
+    from flows.cards import card_answer
+
+    components = [
+        {"id": "root", "component": "Column", "children": ["code", "ok"]},
+        {"id": "code", "component": "TextField", "label": "Code", "validationRegexp": "^(a|aa)+$"},
+        {"id": "ok", "component": "Button", "child": "code", "action": {"event": {"name": "go"}}},
+    ]
+    request = {"surface": {"root": "root", "components": components}, "data": {}}
+    assert card_answer(request, "go", {"code": "aaaa"})["values"] == {"code": "aaaa"}
+    with pytest.raises(InvalidInput) as refused:
+        card_answer(request, "go", {"code": "a" * 40 + "!"})
+    assert refused.value.fields == {
+        "values.code": "could not be checked against the pattern ^(a|aa)+$ in time: shorten it"
+    }

@@ -553,3 +553,38 @@ def test_an_archived_workspace_is_read_only(org: OrgFixture, client_for: Any) ->
         assert response.status_code == 409, url
         assert response.json()["code"] == "workspace_archived"
     assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_flow_that_reads_a_stream_runs_only_as_a_child(org: OrgFixture, client_for: Any) -> None:
+    """A stream input is given by a parent flow; a start request can neither give one (it
+    could name another run's stream) nor leave a required one out."""
+    client = client_for(org.owner)
+    reader = {
+        "schema": 1,
+        "nodes": [
+            {
+                "id": "inp",
+                "type": "input",
+                "config": {"fields": [{"name": "text", "type": "stream"}]},
+            },
+            {"id": "out", "type": "output", "config": {"name": "text", "type": "text"}},
+        ],
+        "edges": [{"from": "inp.text", "to": "out.value"}],
+    }
+    flow_id = create_flow(client, org, reader)
+    url = f"{base(org)}/flows/{flow_id}/runs"
+    ref = {"$stream": {"run": "some-other-run", "key": "llm.stream"}}
+    given = client.post(url, {"inputs": {"text": ref}}, content_type="application/json")
+    assert given.status_code == 422, given.content
+    assert given.json()["fields"] == {
+        "nodes.inp.text": "a stream input is given by a parent flow (an Execute flow node's "
+        "stream_inputs), not when a run is started"
+    }
+    left_out = client.post(url, {"inputs": {}}, content_type="application/json")
+    assert left_out.status_code == 422
+    assert left_out.json()["fields"] == {
+        "nodes.inp.text": "this flow reads a stream here, so it only runs as a child of another "
+        "flow"
+    }
+    assert not Run.objects.filter(flow_id=flow_id).exists()

@@ -345,3 +345,41 @@ def test_a_run_in_flight_stops_at_a_node_a_rule_now_refuses(
     )
     finished = wait_run(owner, org, run.json()["id"])
     assert finished["status"] == "completed", finished["error"]
+
+
+def test_an_agents_node_tool_is_judged_like_a_node_of_the_flow(
+    org: OrgFixture, client_for: Any
+) -> None:
+    """A denied node type cannot come back as an agent's tool."""
+    owner = client_for(org.owner)
+    assert put_rules(owner, org, DENY_HTTP_TO_EDITORS).status_code == 200
+    editor = client_for(member(org, WorkspaceRole.EDITOR))
+    fetch_tool = {"name": "fetch", "node": {"type": "http_request", "config": {}}}
+    document = {
+        "schema": 1,
+        "nodes": [
+            {"id": "q", "type": "constant", "config": {"value": "look it up", "type": "text"}},
+            {
+                "id": "helper",
+                "type": "agent",
+                "config": {"provider": "fake", "model": "fake-echo", "tools": [fetch_tool]},
+            },
+            {"id": "out", "type": "output", "config": {"name": "answer"}},
+        ],
+        "edges": [
+            {"from": "q.value", "to": "helper.prompt"},
+            {"from": "helper.text", "to": "out.value"},
+        ],
+    }
+    created = editor.post(
+        f"{base(org)}/flows",
+        {"name": "Helper", "document": document},
+        content_type="application/json",
+    )
+    assert created.status_code == 422, created.content
+    body = created.json()
+    assert body["code"] == "node_denied"
+    assert body["fields"].keys() == {"nodes.helper"}
+    message = body["fields"]["nodes.helper"]
+    assert "Node 'helper.tools.fetch' (http_request) may not be used by you (editor)" in message
+    assert create_flow(owner, org, document)  # the rule is for editors only
