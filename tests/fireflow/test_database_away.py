@@ -14,6 +14,7 @@ from django.test import Client
 def database_away(transactional_db: None) -> Iterator[None]:
     saved = dict(connection.settings_dict)
     connection.close()
+    connection.close_pool()  # the next connection comes from a pool on the new address
     connection.settings_dict.update(HOST="127.0.0.1", PORT="1")  # nothing listens there
     connection.settings_dict["OPTIONS"] = {
         k: v for k, v in saved.get("OPTIONS", {}).items() if k != "host"
@@ -22,6 +23,7 @@ def database_away(transactional_db: None) -> Iterator[None]:
         yield
     finally:
         connection.close()
+        connection.close_pool()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
 

@@ -18,9 +18,13 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 # A pool of open connections (psycopg_pool) rather than a new connection per request or
 # WebSocket handshake: connecting costs several round trips and a server process, about as
 # much as the rest of a run's start request (benchmarks/ttft.py). Persistent connections
-# (conn_max_age) are not for ASGI servers, where requests run on changing threads.
+# (conn_max_age) are not for ASGI servers, where requests run on changing threads. Each
+# checkout checks its connection (a database restart leaves none broken), and a request
+# waits at most `timeout` seconds for one (never, while the database is up: the views and
+# sockets of a process use fewer than the pool holds): while it is away, a 503 after that.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"].setdefault(
-    "pool", {"min_size": 2, "max_size": env_int("FIREFLOW_DB_POOL_SIZE", 20), "timeout": 10}
+    "pool", {"min_size": 2, "max_size": env_int("FIREFLOW_DB_POOL_SIZE", 20), "timeout": 1}
 )
 DATABASES["default"]["TEST"] = {"NAME": env_str("FIREFLOW_TEST_DATABASE", "fireflow_test")}
 
