@@ -187,8 +187,8 @@ def scratch_database() -> tuple[str, str]:
 
 
 def queued_throughput(url: str, workers: int) -> float:
-    """Runs per second through the queue: enqueue QUEUED_RUNS, start `workers` processes,
-    time until every run has finished."""
+    """Runs per second through the queue: start `workers` processes and wait until each is
+    up (listening for queued runs), enqueue QUEUED_RUNS, time until every run has finished."""
     document = {
         "schema": 1,
         "nodes": [
@@ -199,12 +199,6 @@ def queued_throughput(url: str, workers: int) -> float:
         "edges": [{"from": "inp.x", "to": "e.value"}, {"from": "e.value", "to": "out.value"}],
     }
     tag = uuid.uuid4().hex[:6]
-    with psycopg.connect(url, autocommit=True) as conn:
-        for i in range(QUEUED_RUNS):
-            sql, params = engine.enqueue_run_sql(
-                run_id=f"q{tag}-{i}", document=document, inputs={"x": i}, meta={}
-            )
-            conn.execute(sql, params)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")])}
     code = (
         "import sys, logging; logging.basicConfig(level=logging.WARNING);"
@@ -212,7 +206,6 @@ def queued_throughput(url: str, workers: int) -> float:
         "engine.run_worker(engine.WorkerConfig(database_url=sys.argv[1], executor_id=sys.argv[2],"
         " polling_interval_sec=0.05))"
     )
-    started = time.perf_counter()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, url, f"bench-{tag}-{n}"],
@@ -224,6 +217,18 @@ def queued_throughput(url: str, workers: int) -> float:
     ]
     try:
         with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while _listening(conn) < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not come up")
+                time.sleep(0.1)
+            started = time.perf_counter()
+            with conn.transaction():
+                for i in range(QUEUED_RUNS):
+                    sql, params = engine.enqueue_run_sql(
+                        run_id=f"q{tag}-{i}", document=document, inputs={"x": i}, meta={}
+                    )
+                    conn.execute(sql, params)
             while True:
                 done = conn.execute(
                     "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE %s "
@@ -232,13 +237,22 @@ def queued_throughput(url: str, workers: int) -> float:
                 ).fetchone()[0]  # type: ignore[index]
                 if done >= QUEUED_RUNS:
                     break
-                time.sleep(0.05)
+                time.sleep(0.02)
         return QUEUED_RUNS / (time.perf_counter() - started)
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait()
+
+
+def _listening(conn: psycopg.Connection[Any]) -> int:
+    """How many workers wait for queued runs (each LISTENs on the enqueue channel)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+        (f"LISTEN {engine.ENQUEUE_CHANNEL}",),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def main() -> None:
@@ -249,6 +263,7 @@ async def main() -> None:
         configure_event_store(url)
         # The worker's own DBOS settings, for FireFlow and the bare DBOS baseline alike.
         DBOS(config=dbos_config(url, "bench-main", application_version="bench"))
+        DBOS.listen_queues([])  # queued runs are for the worker processes of `queued_rate`
         DBOS.launch()
         saver_cm, lg_linear, lg_fan = langgraph_graphs(url)
         linear, fan = linear_flow(), fanout_flow()

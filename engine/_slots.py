@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager
 
 
 class _RunSlot:
-    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore, owner: "RunSlots") -> None:
         self._semaphore = semaphore
         self._held = False
         self.waiters = 0
+        self.owner = owner
 
     async def take(self) -> None:
         """Hold the run's one permit again. Two branches may queue for it at once (one ends a
@@ -48,6 +49,9 @@ class RunSlots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        # Runs that wait now (their slot given back): what the worker may take on besides
+        # `limit` working ones (the worker's dispatcher reads it from its own thread).
+        self.parked = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -59,7 +63,7 @@ class RunSlots:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
         """Around a run's work: a slot, held except while the run waits."""
-        slot = _RunSlot(self._semaphore())
+        slot = _RunSlot(self._semaphore(), self)
         token = _current.set(slot)
         try:
             await slot.take()
@@ -82,13 +86,17 @@ async def waiting() -> AsyncIterator[None]:
     slot.waiters += 1
     if slot.waiters == 1:
         slot.give_back()
+        slot.owner.parked += 1
     try:
         yield
     except BaseException:
         # Failing or cancelled (a kill switch stopping thousands of parked runs): the run
         # ends, so it does not queue for a slot only to give it back.
         slot.waiters -= 1
+        if slot.waiters == 0:
+            slot.owner.parked -= 1
         raise
     slot.waiters -= 1
     if slot.waiters == 0:
+        slot.owner.parked -= 1  # working again (or queued for a slot: wanting to)
         await slot.take()

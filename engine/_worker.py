@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ class WorkerConfig:
     concurrency: int = 50
     parked: int = 10_000
     # How often the worker looks for queued runs besides being woken when one is queued
-    # (ENQUEUE_CHANNEL): what picks up runs whose notification was missed.
+    # (ENQUEUE_CHANNEL): runs whose notification was missed, and room freed by runs ending.
     polling_interval_sec: float = 0.05
     heartbeat_sec: float = 3.0
     dead_after_sec: float = 15.0
@@ -94,40 +95,49 @@ def recover_executor_runs(dead_executor_id: str) -> int:
     return len(handles)
 
 
-def claim_queued(queue: Queue) -> int:
-    """Claim and start the runs waiting on `queue` that this worker has room for, now, as
-    DBOS's queue thread does on its next poll. Wraps DBOS's private claim and dispatch
-    (`start_queued_workflows`, `execute_dequeued_workflow`, seen working on dbos 3.4; pinned,
-    and the start-latency tests fail if an upgrade changes them). The claim takes rows with
-    SKIP LOCKED, so it may race the queue thread or other workers: each run goes to one."""
+def claim_queued(queue: Queue, room: int) -> list[str]:
+    """Claim and start up to `room` of the runs waiting on `queue`, as DBOS's queue thread
+    would. Wraps DBOS's private claim and dispatch (`start_queued_workflows`,
+    `execute_dequeued_workflow`, seen working on dbos 3.4; pinned, and the dispatcher's tests
+    in tests/engine/test_durable_nodes.py fail if an upgrade changes them). The claim takes
+    rows with SKIP LOCKED, so workers may claim from one queue at once: each run goes to
+    one. Returns the ids of the runs claimed."""
     dbos = _get_dbos_instance()
+    limit = queue._worker_concurrency or room
     owner_xid = generate_uuid()
     claimed, _ = dbos._sys_db.start_queued_workflows(
         queue,
         GlobalParams.executor_id,
         GlobalParams.app_version,
         None,
-        dbos._active_workflows_set.count_for_queue(queue.name),
+        max(0, limit - room),  # "running": what leaves exactly `room` under the limit
         owner_xid=owner_xid,
     )
     if claimed:
         for status in dbos._sys_db.get_workflow_statuses(claimed):
             execute_dequeued_workflow(dbos, status, owner_xid)
-    return len(claimed)
+    return list(claimed)
 
 
-class _Waker(threading.Thread):
-    """Starts a queued run as soon as it is queued instead of at the queue's next poll: the
-    enqueue SQL notifies ENQUEUE_CHANNEL with the queue's name when its transaction commits,
-    and this thread, LISTENing on one connection, claims from that queue at once. Every
-    worker hears it; one wins each run. Polling stays, for notifications lost while the
-    connection was down."""
+class _Dispatcher(threading.Thread):
+    """Takes this worker's share of queued runs, in place of DBOS's queue thread (told not to
+    listen to FireFlow's queues), because DBOS counts a run that waits for a person as one
+    that works: a worker that may keep 10,000 runs parked would take a backlog of 10,000 in
+    one claim and leave its peers idle. Here a worker claims only what its free working
+    slots take (`concurrency` less the runs working now; parked runs do not count, up to
+    `concurrency + parked` in all), so a backlog spreads over the workers.
+
+    It claims when woken, at once: the enqueue SQL notifies ENQUEUE_CHANNEL with the queue's
+    name when its transaction commits (every worker hears it; one wins each run), and
+    otherwise every `polling_interval_sec` (runs whose notification was missed, slots freed
+    by finished runs)."""
 
     def __init__(self, config: WorkerConfig, queues: dict[str, Queue], stop: threading.Event):
-        super().__init__(name="fireflow-waker", daemon=True)
+        super().__init__(name="fireflow-dispatcher", daemon=True)
         self.config = config
         self.queues = queues
         self.stop = stop
+        self.arriving: dict[str, float] = {}  # run id -> when it was claimed
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -137,23 +147,49 @@ class _Waker(threading.Thread):
                 ) as conn:
                     conn.execute(f"LISTEN {ENQUEUE_CHANNEL}")
                     while not self.stop.is_set():
-                        names = {n.payload for n in conn.notifies(timeout=1.0, stop_after=1)}
-                        # A burst of runs queued together: one claim per queue takes them.
-                        names |= {n.payload for n in conn.notifies(timeout=0.0)}
-                        for name in sorted(names):
-                            self.claim(name)
+                        self.dispatch()
+                        # Until a run is queued (a burst of them is one wake-up), or the poll.
+                        interval = self.config.polling_interval_sec
+                        for _ in conn.notifies(timeout=interval, stop_after=1):
+                            pass
+                        for _ in conn.notifies(timeout=0.0):
+                            pass
             except psycopg.Error:
-                log.warning("queue waker lost its connection; reconnecting")
+                log.warning("queue dispatcher lost its connection; reconnecting")
                 self.stop.wait(1.0)
 
-    def claim(self, queue_name: str) -> None:
-        queue = self.queues.get(queue_name)
-        if queue is None:
-            return
-        try:
-            claim_queued(queue)
-        except Exception:  # the queue's own polling picks the run up instead
-            log.debug("claim on notification failed", exc_info=True)
+    def room(self) -> int:
+        """How many more runs this worker takes on now."""
+        dbos = _get_dbos_instance()
+        active = sum(dbos._active_workflows_set.count_for_queue(q) for q in self.queues)
+        # Runs start on DBOS's event loop a moment after their claim: until they count as
+        # active (or a while has passed: a run may end that fast), count them here.
+        now = time.monotonic()
+        for run_id, claimed_at in list(self.arriving.items()):
+            if run_id in dbos._active_workflows_set._m or now - claimed_at > _ARRIVAL_SECONDS:
+                del self.arriving[run_id]
+        active += len(self.arriving)
+        working = active - SLOTS.parked
+        total = self.config.concurrency + self.config.parked
+        return max(0, min(self.config.concurrency - working, total - active))
+
+    def dispatch(self) -> None:
+        for queue in self.queues.values():
+            room = self.room()
+            if room <= 0:
+                return
+            try:
+                claimed = claim_queued(queue, room)
+            except Exception:  # the next round tries again
+                log.warning("could not claim queued runs of %s", queue.name, exc_info=True)
+                continue
+            now = time.monotonic()
+            self.arriving.update((run_id, now) for run_id in claimed)
+
+
+# How long a claimed run counts as arriving before it must show as active (it starts within
+# milliseconds; one that ended as fast is not looked for longer).
+_ARRIVAL_SECONDS = 0.5
 
 
 class _Watchdog(threading.Thread):
@@ -209,6 +245,7 @@ def run_worker(config: WorkerConfig) -> None:
     )
     SLOTS.limit = config.concurrency  # before launch: recovered runs take slots at once
     DBOS(config=dbos_config(config.database_url, config.executor_id))
+    DBOS.listen_queues([])  # FireFlow's queues are taken by the dispatcher (below)
     DBOS.launch()
     queues = {
         name: DBOS.register_queue(
@@ -226,7 +263,7 @@ def run_worker(config: WorkerConfig) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     _Watchdog(config, stop).start()
-    _Waker(config, queues, stop).start()
+    _Dispatcher(config, queues, stop).start()
     log.info("worker %s ready (pid %d)", config.executor_id, os.getpid())
     print(f"[fireflow] worker {config.executor_id} ready", flush=True)
     stop.wait()

@@ -132,6 +132,15 @@ class ExecuteFlow(_CallsOneFlow):
     OUTPUTS = (Port("outputs", PortType.JSON),)
 
     @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> list[str]:
+        if "inputs" in (config.get("stream_inputs") or ()):
+            return [
+                "stream_inputs: 'inputs' is this node's port for the other inputs; name the "
+                "child's stream input otherwise"
+            ]
+        return []
+
+    @classmethod
     def inputs(cls, config: Mapping[str, Any]) -> tuple[Port, ...]:
         streams = tuple(
             Port(str(name), PortType.STREAM, description=f"the child's stream input '{name}'")

@@ -152,6 +152,10 @@ class Approval(NodeType):
                     },
                 )
 
+        if "escalated" in opened["request"]:
+            # Escalated by an execution of this step that died before its event was written:
+            # said again (same key, so written once).
+            await escalated({"request": opened["request"], "deadline": opened["deadline"]})
         decision = await ctx.human.wait(escalated)
         if ctx.emit is not None:
             await ctx.emit(

@@ -257,6 +257,17 @@ def test_a_child_flow_reads_its_parents_stream_while_it_is_written(url: str) -> 
         ],
     }
     assert [i for i in engine.validate_flow(parent) if i.severity == "error"] == []
+    clash = {
+        **parent["nodes"][1],
+        "config": {"flow_id": CHILD_FLOW_ID, "stream_inputs": ["inputs"]},
+    }
+    refused = engine.validate_flow(
+        {**parent, "nodes": [parent["nodes"][0], clash, parent["nodes"][2]]}
+    )
+    assert any(
+        i.node == "sub" and "stream_inputs: 'inputs' is this node's port" in i.message
+        for i in refused
+    ), refused
     worker = Worker(url, "stream-child")
     try:
         run_id = enqueue(url, parent, {}, meta={"subflows": {CHILD_FLOW_ID: STREAM_READER_FLOW}})
