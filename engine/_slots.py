@@ -50,8 +50,10 @@ class RunSlots:
         self.limit = limit
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         # Runs that wait now (their slot given back): what the worker may take on besides
-        # `limit` working ones (the worker's dispatcher reads it from its own thread).
+        # `limit` working ones; and runs that have started here, ever. The worker's
+        # dispatcher reads both from its own thread.
         self.parked = 0
+        self.entered = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -64,6 +66,7 @@ class RunSlots:
     async def run(self) -> AsyncIterator[None]:
         """Around a run's work: a slot, held except while the run waits."""
         slot = _RunSlot(self._semaphore(), self)
+        self.entered += 1
         token = _current.set(slot)
         try:
             await slot.take()

@@ -113,9 +113,23 @@ def claim_queued(queue: Queue, room: int) -> list[str]:
         max(0, limit - room),  # "running": what leaves exactly `room` under the limit
         owner_xid=owner_xid,
     )
-    if claimed:
-        for status in dbos._sys_db.get_workflow_statuses(claimed):
+    if not claimed:
+        return []
+    # As DBOS's queue thread: each run on its own, so one that cannot start (a poison run
+    # dead-lettered, inputs that do not read) does not leave the others of the claim behind.
+    try:
+        found = {s["workflow_uuid"]: s for s in dbos._sys_db.get_workflow_statuses(claimed)}
+    except Exception:
+        log.warning("could not read the claimed runs' statuses at once", exc_info=True)
+        found = {}
+    for run_id in claimed:
+        try:
+            status = found.get(run_id) or dbos._sys_db.get_workflow_status(run_id)
+            if status is None:
+                raise RuntimeError("its status row is missing")
             execute_dequeued_workflow(dbos, status, owner_xid)
+        except Exception as exc:
+            log.error("could not start claimed run %s: %s", run_id, exc)
     return list(claimed)
 
 
@@ -137,7 +151,6 @@ class _Dispatcher(threading.Thread):
         self.config = config
         self.queues = queues
         self.stop = stop
-        self.arriving: dict[str, float] = {}  # run id -> when it was claimed
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -157,18 +170,14 @@ class _Dispatcher(threading.Thread):
             except psycopg.Error:
                 log.warning("queue dispatcher lost its connection; reconnecting")
                 self.stop.wait(1.0)
+            except Exception:  # never die quietly: a worker that claims nothing looks alive
+                log.exception("queue dispatcher failed; starting over")
+                self.stop.wait(1.0)
 
     def room(self) -> int:
         """How many more runs this worker takes on now."""
         dbos = _get_dbos_instance()
         active = sum(dbos._active_workflows_set.count_for_queue(q) for q in self.queues)
-        # Runs start on DBOS's event loop a moment after their claim: until they count as
-        # active (or a while has passed: a run may end that fast), count them here.
-        now = time.monotonic()
-        for run_id, claimed_at in list(self.arriving.items()):
-            if run_id in dbos._active_workflows_set._m or now - claimed_at > _ARRIVAL_SECONDS:
-                del self.arriving[run_id]
-        active += len(self.arriving)
         working = active - SLOTS.parked
         total = self.config.concurrency + self.config.parked
         return max(0, min(self.config.concurrency - working, total - active))
@@ -176,20 +185,28 @@ class _Dispatcher(threading.Thread):
     def dispatch(self) -> None:
         for queue in self.queues.values():
             room = self.room()
-            if room <= 0:
+            if room <= 0 or self.stop.is_set():
                 return
+            entered = SLOTS.entered
             try:
                 claimed = claim_queued(queue, room)
             except Exception:  # the next round tries again
                 log.warning("could not claim queued runs of %s", queue.name, exc_info=True)
                 continue
-            now = time.monotonic()
-            self.arriving.update((run_id, now) for run_id in claimed)
+            self._until_started(entered, len(claimed))
+
+    def _until_started(self, entered: int, claimed: int) -> None:
+        """Claimed runs start on DBOS's event loop a moment later: wait for them to enter
+        their slots (counted once each, whether they finish at once or not) before the room
+        is worked out again, so one room is not claimed twice. A run that fails before it
+        starts (a flow that no longer validates) is waited for a little only."""
+        deadline = time.monotonic() + _START_PATIENCE_SECONDS
+        while SLOTS.entered < entered + claimed and time.monotonic() < deadline:
+            if self.stop.wait(0.002):
+                return
 
 
-# How long a claimed run counts as arriving before it must show as active (it starts within
-# milliseconds; one that ended as fast is not looked for longer).
-_ARRIVAL_SECONDS = 0.5
+_START_PATIENCE_SECONDS = 0.2
 
 
 class _Watchdog(threading.Thread):
@@ -263,8 +280,10 @@ def run_worker(config: WorkerConfig) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     _Watchdog(config, stop).start()
-    _Dispatcher(config, queues, stop).start()
+    dispatcher = _Dispatcher(config, queues, stop)
+    dispatcher.start()
     log.info("worker %s ready (pid %d)", config.executor_id, os.getpid())
     print(f"[fireflow] worker {config.executor_id} ready", flush=True)
     stop.wait()
+    dispatcher.join(timeout=5)  # claims nothing more while DBOS shuts down
     DBOS.destroy(workflow_completion_timeout_sec=5)

@@ -31,14 +31,6 @@ from typing import Any
 
 import engine
 from engine.llm import PROVIDERS
-from tenants.roles import (
-    OrgRole,
-    WorkspaceRole,
-    effective_org_role,
-    effective_workspace_role,
-    min_workspace_role,
-    workspace_role_from_perms,
-)
 
 ROLES = ("owner", "editor", "viewer")
 ANY_TYPE = "*"
@@ -212,47 +204,25 @@ def document_refusals(
     return refused
 
 
-def _judged(node_id: str, node: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
-    """The node, then the nodes it runs as part of itself (an agent's node tools), as
-    (label, type, config)."""
+def _judged(
+    label: str, node: Mapping[str, Any], depth: int = 0
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """The node, then the nodes it runs as part of itself (an agent's node tools, and
+    theirs), as (label, type, config)."""
     node_type = str(node.get("type", ""))
     raw_config = node.get("config")
     config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
-    judged = [(node_id, node_type, config)]
+    judged = [(label, node_type, config)]
     cls = engine.node_type(node_type)
-    if cls is not None:
-        try:
-            inner = cls.inner_nodes(config)
-        except (KeyError, TypeError, AttributeError):  # a config that does not fit its schema
-            inner = []
-        for sub in inner:
-            sub_config = sub.get("config")
-            judged.append(
-                (
-                    f"{node_id}.{sub['id']}",
-                    str(sub.get("type", "")),
-                    sub_config if isinstance(sub_config, Mapping) else {},
-                )
-            )
+    if cls is None or depth >= _MAX_NESTING:
+        return judged
+    try:
+        inner = cls.inner_nodes(config)
+    except Exception:
+        inner = []
+    for sub in inner:
+        judged += _judged(f"{label}.{sub.get('id')}", sub, depth + 1)
     return judged
 
 
-def role_in_workspace(
-    org_role: str | None,
-    permissions: Iterable[str],
-    key_cap: tuple[str, bool] | None = None,
-) -> str | None:
-    """The workspace role of someone holding `org_role` in the workspace's organisation and
-    the guardian `permissions` on it, acting through an API key capped at `key_cap` ((role,
-    whether the key is scoped to a workspace)), as tenants.access resolves it."""
-    try:
-        acting: OrgRole | None = OrgRole(org_role or "")
-        given = workspace_role_from_perms(frozenset(permissions))
-        if key_cap is not None and not key_cap[1]:
-            acting = effective_org_role(OrgRole(org_role or ""), OrgRole(key_cap[0]))
-        role = effective_workspace_role(acting, given)
-        if key_cap is not None and key_cap[1]:
-            role = min_workspace_role(role, WorkspaceRole(key_cap[0]))
-    except ValueError:  # a role this code does not know: no role (every role's rules)
-        return None
-    return role.value if role is not None else None
+_MAX_NESTING = 4  # an agent whose node tool is an agent with node tools, and so on

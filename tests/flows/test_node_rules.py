@@ -383,3 +383,18 @@ def test_an_agents_node_tool_is_judged_like_a_node_of_the_flow(
     message = body["fields"]["nodes.helper"]
     assert "Node 'helper.tools.fetch' (http_request) may not be used by you (editor)" in message
     assert create_flow(owner, org, document)  # the rule is for editors only
+
+    # nor as the tool of an agent that is itself a tool
+    inner_agent = {"type": "agent", "config": {"provider": "fake", "model": "fake-echo"}}
+    inner_agent["config"]["tools"] = [fetch_tool]  # type: ignore[index]
+    document["nodes"][1]["config"]["tools"] = [{"name": "helper2", "node": inner_agent}]
+    nested = editor.post(
+        f"{base(org)}/flows",
+        {"name": "Nested", "document": document},
+        content_type="application/json",
+    )
+    assert nested.status_code == 422, nested.content
+    assert (
+        "Node 'helper.tools.helper2.tools.fetch' (http_request)"
+        in nested.json()["fields"]["nodes.helper"]
+    )

@@ -344,17 +344,7 @@ export function ApprovalCard({
                 ) : null}
               </div>
             ) : null}
-            <div className="field">
-              <label htmlFor={commentId}>Comment</label>
-              <textarea
-                id={commentId}
-                className="input"
-                rows={2}
-                value={comment}
-                onChange={(event) => setComment(event.target.value)}
-                placeholder="Optional: why, or what to do next"
-              />
-            </div>
+            <CommentField id={commentId} value={comment} onChange={setComment} />
             {error ? <Alert>{error}</Alert> : null}
             <div className="row">
               <Button
@@ -384,6 +374,23 @@ export function ApprovalCard({
         )}
       </div>
     </article>
+  );
+}
+
+/** The answer's optional comment. */
+function CommentField({ id, value, onChange }: { id: string; value: string; onChange: (comment: string) => void }) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>Comment</label>
+      <textarea
+        id={id}
+        className="input"
+        rows={2}
+        value={value}
+        onChange={(event) => onChange(event.target.value)}
+        placeholder="Optional: why, or what to do next"
+      />
+    </div>
   );
 }
 
@@ -452,17 +459,7 @@ function CardAnswerForm({
       ) : null}
       {!readOnly ? (
         <>
-          <div className="field">
-            <label htmlFor={commentId}>Comment</label>
-            <textarea
-              id={commentId}
-              className="input"
-              rows={2}
-              value={comment}
-              onChange={(event) => onComment(event.target.value)}
-              placeholder="Optional: why, or what to do next"
-            />
-          </div>
+          <CommentField id={commentId} value={comment} onChange={onComment} />
           <div className="row">
             <span className="muted small grow">Answer with one of the card&apos;s buttons, or reject it.</span>
             <Button variant="danger" busy={busy === "reject"} disabled={busy !== null} onClick={onReject}>
