@@ -31,6 +31,14 @@ from typing import Any
 
 import engine
 from engine.llm import PROVIDERS
+from tenants.roles import (
+    OrgRole,
+    WorkspaceRole,
+    effective_org_role,
+    effective_workspace_role,
+    min_workspace_role,
+    workspace_role_from_perms,
+)
 
 ROLES = ("owner", "editor", "viewer")
 ANY_TYPE = "*"
@@ -218,7 +226,7 @@ def _judged(
         return judged
     try:
         inner = cls.inner_nodes(config)
-    except Exception:
+    except Exception:  # a config that does not fit its schema: the node is judged as it is
         inner = []
     for sub in inner:
         judged += _judged(f"{label}.{sub.get('id')}", sub, depth + 1)
@@ -226,3 +234,24 @@ def _judged(
 
 
 _MAX_NESTING = 4  # an agent whose node tool is an agent with node tools, and so on
+
+
+def role_in_workspace(
+    org_role: str | None,
+    permissions: Iterable[str],
+    key_cap: tuple[str, bool] | None = None,
+) -> str | None:
+    """The workspace role of someone holding `org_role` in the workspace's organisation and
+    the guardian `permissions` on it, acting through an API key capped at `key_cap` ((role,
+    whether the key is scoped to a workspace)), as tenants.access resolves it."""
+    try:
+        acting: OrgRole | None = OrgRole(org_role or "")
+        given = workspace_role_from_perms(frozenset(permissions))
+        if key_cap is not None and not key_cap[1]:
+            acting = effective_org_role(OrgRole(org_role or ""), OrgRole(key_cap[0]))
+        role = effective_workspace_role(acting, given)
+        if key_cap is not None and key_cap[1]:
+            role = min_workspace_role(role, WorkspaceRole(key_cap[0]))
+    except ValueError:  # a role this code does not know: no role (every role's rules)
+        return None
+    return role.value if role is not None else None
