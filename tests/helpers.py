@@ -1,6 +1,8 @@
 """Small helpers shared by the API tests."""
 
 import hashlib
+import time
+from typing import Any
 
 from django.apps import apps
 from django.db import connection
@@ -39,3 +41,14 @@ def all_tenancy_text() -> str:
             cursor.execute(f"SELECT t::text FROM {connection.ops.quote_name(table)} AS t")
             parts.extend(row[0] for row in cursor.fetchall())
     return "\n".join(parts)
+
+
+def wait_for_request(client: Any, base: str, run_id: str, what: str) -> str:
+    """Wait (30 s at most) until the run has a human request, as `client` sees them; the
+    run's id. `what`: what the run was to ask, for the failure message."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.get(f"{base}/runs/{run_id}/requests").json():
+            return run_id
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not {what}")

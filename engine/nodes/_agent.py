@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from .._events import EventType
 from .._net import allow_list
 from .._ports import PortType
 from .._registry import (
@@ -55,7 +54,7 @@ from .._registry import (
 from ..llm._catalogue import model_info
 from ..llm._providers import ChatRequest, ChatResult, ToolCallDelta, chat
 from ._flow import _FLOW_REF, _children, _subflow
-from ._human import Approval, announce, normal_approvers
+from ._human import Approval, announce, normal_approvers, settle
 from ._llm import MODEL_PROPERTIES, api_key, budget_hold
 
 MAX_TURNS = 20
@@ -519,12 +518,14 @@ async def _ask_person(
     decision = await desk.wait()
     outcome = decision.get("outcome")
     edited = decision.get("arguments")
-    if ctx.emit is not None:
-        resolved = {k: decision.get(k) for k in ("outcome", "by", "comment")}
-        resolved.update(kind="tool_call", request=request_id, tool_call_id=call["id"])
-        if edited is not None:
-            resolved["arguments"] = edited
-        await ctx.emit(EventType.HITL_RESOLVED, resolved)
+    await settle(
+        ctx,
+        decision,
+        kind="tool_call",
+        request=request_id,
+        tool_call_id=call["id"],
+        **({"arguments": edited} if edited is not None else {}),
+    )
     if outcome == "timed_out":
         on_timeout = stored.get("on_timeout", "reject")
         if on_timeout == "fail":

@@ -22,10 +22,9 @@ from typing import Any, ClassVar
 import regex
 from a2ui.core.basic_catalog.v0_9 import BasicCatalog
 
-from .._events import EventType
 from .._ports import PortType
 from .._registry import Effect, NodeContext, NodeError, NodeType, Port
-from ._human import _APPROVERS, _MAX_TIMEOUT, announce, normal_approvers
+from ._human import _APPROVERS, _MAX_TIMEOUT, announce, normal_approvers, settle
 
 A2UI_VERSION = "v0.9"
 CATALOG_ID = "https://a2ui.org/specification/v0_9/catalogs/basic/catalog.json"
@@ -178,14 +177,12 @@ class Card(NodeType):
         await announce(ctx, opened, kind="card")
         decision = await ctx.human.wait()
         answer = decision.pop("arguments", None)
-        if ctx.emit is not None:
-            await ctx.emit(
-                EventType.HITL_RESOLVED,
-                {
-                    **{k: decision.get(k) for k in ("outcome", "by", "comment", "escalated")},
-                    "action": (answer or {}).get("action", {}).get("name"),
-                },
-            )
+        await settle(
+            ctx,
+            decision,
+            escalated=decision.get("escalated"),
+            action=(answer or {}).get("action", {}).get("name"),
+        )
         if decision["outcome"] == "timed_out":
             if on_timeout == "branch":
                 return {"timed_out": data, "decision": decision}

@@ -157,11 +157,7 @@ class Approval(NodeType):
             # said again (same key, so written once).
             await escalated({"request": opened["request"], "deadline": opened["deadline"]})
         decision = await ctx.human.wait(escalated)
-        if ctx.emit is not None:
-            await ctx.emit(
-                EventType.HITL_RESOLVED,
-                {k: decision.get(k) for k in ("outcome", "by", "comment", "escalated")},
-            )
+        await settle(ctx, decision, escalated=decision.get("escalated"))
         outcome = decision["outcome"]
         if outcome != "timed_out":
             branch = "approved" if outcome == "approved" else "rejected"
@@ -191,6 +187,15 @@ async def announce(ctx: NodeContext, opened: Mapping[str, Any], **extra: Any) ->
             **extra,
         },
     )
+
+
+async def settle(ctx: NodeContext, decision: Mapping[str, Any], **extra: Any) -> None:
+    """HITL_RESOLVED for an answered (or timed-out) request: who answered, how, and what the
+    kind of request adds."""
+    if ctx.emit is None:
+        return
+    answered = {k: decision.get(k) for k in ("outcome", "by", "comment")}
+    await ctx.emit(EventType.HITL_RESOLVED, {**answered, **extra})
 
 
 def normal_approvers(raw: Any) -> dict[str, Any]:

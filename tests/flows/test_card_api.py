@@ -4,7 +4,6 @@ checked against the card's inputs (422 naming `values.<component id>`, nothing s
 who may answer, another organisation and a second answer are as for approvals."""
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from tenants.roles import OrgRole, WorkspaceRole
 from tests.factories import OrgFixture
 from tests.flows.test_flows_api import base, wait_run
 from tests.flows.test_inbox import _start as start_approval
+from tests.helpers import wait_for_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,12 +116,7 @@ def _start(client: Client, org: OrgFixture, approvers: dict[str, Any]) -> str:
     )
     assert started.status_code == 201, started.content
     run_id = str(started.json()["id"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if client.get(f"{base(org)}/runs/{run_id}/requests").json():
-            return run_id
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not show its card")
+    return wait_for_request(client, base(org), run_id, "show its card")
 
 
 def _answer(client: Client, org: OrgFixture, run_id: str, body: dict[str, Any]) -> Any:

@@ -2,7 +2,6 @@
 may answer it and to no one else; the first answer continues the run on its branch; a
 second answer, a viewer, another organisation change nothing (SECURITY.md item 9)."""
 
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from tenants.models import AuditEvent
 from tenants.roles import OrgRole, WorkspaceRole
 from tests.factories import OrgFixture
 from tests.flows.test_flows_api import base, wait_run
+from tests.helpers import wait_for_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,13 +59,7 @@ def _start(client: Client, org: OrgFixture, approvers: dict[str, Any], amount: i
     )
     assert started.status_code == 201, started.content
     run_id = str(started.json()["id"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        requests = client.get(f"{base(org)}/runs/{run_id}/requests").json()
-        if requests:
-            return run_id
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not reach its approval")
+    return wait_for_request(client, base(org), run_id, "reach its approval")
 
 
 def _answer(client: Client, org: OrgFixture, run_id: str, decision: str, comment: str = "") -> Any:

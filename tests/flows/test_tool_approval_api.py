@@ -4,7 +4,6 @@ requests show the proposed call; edited arguments are checked against the tool's
 the model; who may answer, another organisation and a second answer are as for approvals."""
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from tenants.roles import OrgRole, WorkspaceRole
 from tests.factories import OrgFixture
 from tests.flows.test_flows_api import base, create_flow, wait_run
 from tests.flows.test_inbox import _start as start_approval
+from tests.helpers import wait_for_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,12 +84,7 @@ def _start(client: Client, org: OrgFixture, fake_llm: Any, city: str) -> str:
     )
     assert run.status_code == 201, run.content
     run_id = str(run.json()["id"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if client.get(f"{base(org)}/runs/{run_id}/requests").json():
-            return run_id
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not ask about its tool call")
+    return wait_for_request(client, base(org), run_id, "ask about its tool call")
 
 
 def _answer(client: Client, org: OrgFixture, run_id: str, body: dict[str, Any]) -> Any:
