@@ -5,13 +5,16 @@ resumes its run, against the same worker with one run waiting (the baseline, sam
         .venv/bin/python benchmarks/parked_waits.py        # BENCH_PARKED=10000, BENCH_ANSWERS=100
 
 Creates a scratch database on that server and starts one engine worker (50 working slots,
-room for 10,000 waiting runs: engine/_slots.py). Then:
+room for 10,000 waiting runs: engine/_slots.py; runs waiting longer than BENCH_SHELVE_AFTER
+seconds, default the worker's 5, leave its memory: engine/_shelf.py). Then:
 (a) baseline: one run waits; its RSS and threads; BENCH_ANSWERS answers, one at a time, each
-    to a run that is the only one waiting;
-(b) BENCH_PARKED runs are queued and each reaches its approval (progress printed); the
-    worker's RSS and thread count with all of them waiting;
+    to a run that is the only one waiting (answered at once: resumed in memory);
+(b) BENCH_PARKED runs are queued and each reaches its approval (progress printed, with the
+    worker's RSS: the peak is printed too); the worker's RSS and thread count once all of
+    them wait on the shelf;
 (c) BENCH_ANSWERS of them answered one at a time: the time from the answer's commit to the
-    approval node's NODE_COMPLETED event, both stamped by the database's clock.
+    approval node's NODE_COMPLETED event, both stamped by the database's clock (a shelved
+    run is queued again and replays its checkpoints first).
 Targets (issue: human in the loop): RSS under 300 MB, no thread per wait, median under 100 ms."""
 
 import os
@@ -33,6 +36,7 @@ from dbos import DBOS  # noqa: E402
 import engine  # noqa: E402
 
 PARKED = int(os.environ.get("BENCH_PARKED", "10000"))
+SHELVE_AFTER = float(os.environ.get("BENCH_SHELVE_AFTER", "5"))
 ANSWERS = int(os.environ.get("BENCH_ANSWERS", "100"))
 TARGET_RSS_MB = 300
 TARGET_MEDIAN_MS = 100
@@ -68,10 +72,10 @@ def start_worker(url: str) -> subprocess.Popen[bytes]:
     code = (
         "import sys, logging; logging.basicConfig(level=logging.WARNING); import engine;"
         "engine.run_worker(engine.WorkerConfig(database_url=sys.argv[1], executor_id='parked',"
-        " concurrency=50, parked=int(sys.argv[2])))"
+        " concurrency=50, parked=int(sys.argv[2]), shelve_after_sec=float(sys.argv[3])))"
     )
     return subprocess.Popen(
-        [sys.executable, "-c", code, url, str(PARKED + 100)],
+        [sys.executable, "-c", code, url, str(PARKED + 100), str(SHELVE_AFTER)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -106,17 +110,40 @@ def waiting(conn: psycopg.Connection[Any], prefix: str) -> int:
     return int(row[0]) if row else 0
 
 
+def shelved(conn: psycopg.Connection[Any], prefix: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM fireflow.shelved_run WHERE run_id LIKE %s", (prefix + "%",)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def wait_parked(
-    conn: psycopg.Connection[Any], prefix: str, count: int, *, quiet: bool = False
-) -> float:
+    conn: psycopg.Connection[Any], prefix: str, count: int, *, pid: int = 0, quiet: bool = False
+) -> tuple[float, float]:
+    """Until `count` runs wait for their approval: (seconds, the worker's peak RSS in MB)."""
     started = time.perf_counter()
-    last = -1
+    last, peak = -1, 0.0
     while (now := waiting(conn, prefix)) < count:
+        if pid:
+            peak = max(peak, process_figures(pid)[0])
         if not quiet and now // 1000 != last // 1000:
-            print(f"  {now:6d} of {count} waiting ({time.perf_counter() - started:5.1f} s)")
+            print(
+                f"  {now:6d} of {count} waiting ({time.perf_counter() - started:5.1f} s, "
+                f"{shelved(conn, prefix):6d} shelved, RSS {peak:6.1f} MB so far)"
+            )
         last = now
         time.sleep(0.05 if quiet else 0.5)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, peak
+
+
+def wait_shelved(conn: psycopg.Connection[Any], prefix: str, pid: int, peak: float) -> float:
+    """Until every run of `prefix` is on the shelf, and 2 s more; the peak RSS meanwhile."""
+    print("Waiting until they are all shelved...")
+    while shelved(conn, prefix) < PARKED:
+        peak = max(peak, process_figures(pid)[0])
+        time.sleep(0.5)
+    time.sleep(2)  # settle
+    return peak
 
 
 def answer_and_time(conn: psycopg.Connection[Any], run_id: str) -> float:
@@ -172,9 +199,10 @@ def main() -> None:
             ids = [f"{prefix}{i}" for i in range(PARKED)]
             for start in range(0, PARKED, 1000):
                 enqueue(conn, ids[start : start + 1000])
-            took = wait_parked(conn, prefix, PARKED)
-            time.sleep(2)  # settle
+            took, peak_rss = wait_parked(conn, prefix, PARKED, pid=worker.pid)
+            peak_rss = wait_shelved(conn, prefix, worker.pid, peak_rss)
             parked_rss, parked_threads = process_figures(worker.pid)
+            peak_rss = max(peak_rss, parked_rss)
 
             # (c) answers while they wait.
             latency = [answer_and_time(conn, ids[i * (PARKED // ANSWERS)]) for i in range(ANSWERS)]
@@ -185,12 +213,16 @@ def main() -> None:
         print(f"  one run waiting       RSS {idle_rss:7.1f} MB   threads {idle_threads:4.0f}")
         print(
             f"  {PARKED:5d} runs waiting   RSS {parked_rss:7.1f} MB   threads {parked_threads:4.0f}"
+            f"   (all shelved; peak RSS while they queued: {peak_rss:.1f} MB)"
         )
         per_wait_kb = (parked_rss - idle_rss) * 1024 / max(PARKED - 1, 1)
         print(f"  memory per waiting run  {per_wait_kb:6.1f} KB")
         print(f"  threads added by {PARKED} waits: {parked_threads - idle_threads:+.0f}")
         print(f"\nAnswer -> resumed node (NODE_COMPLETED), {ANSWERS} answers, ms:")
-        for label, values in (("one run waiting", base_latency), (f"{PARKED} waiting", latency)):
+        for label, values in (
+            ("one waiting, in mem", base_latency),
+            (f"{PARKED} shelved", latency),
+        ):
             print(
                 f"  {label:18s} median {statistics.median(values):7.1f}   "
                 f"p95 {percentile(values, 0.95):7.1f}   max {max(values):7.1f}"
@@ -200,7 +232,7 @@ def main() -> None:
         print("\nAgainst the targets and the baseline:")
         print(
             f"  RSS {parked_rss:.0f} MB / {TARGET_RSS_MB} MB target       "
-            f"{parked_rss / TARGET_RSS_MB:6.2f}"
+            f"{parked_rss / TARGET_RSS_MB:6.2f}   (peak {peak_rss / TARGET_RSS_MB:.2f})"
         )
         print(
             f"  median {median:.1f} ms / {TARGET_MEDIAN_MS} ms target      "
@@ -210,9 +242,12 @@ def main() -> None:
             f"  median with {PARKED} waiting / with one    "
             f"{median / statistics.median(base_latency):6.2f}"
         )
+        bound = idle_threads + engine.MAX_EXECUTOR_THREADS
         print(
-            f"  threads with {PARKED} waiting / with one   {parked_threads / idle_threads:6.2f}"
-            "  (no thread per wait: ~1.0)"
+            f"  threads with {PARKED} waiting: {parked_threads:.0f}, at most {bound:.0f} "
+            f"(one run's {idle_threads:.0f} + DBOS's executor pool, grown by the burst up to "
+            f"{engine.MAX_EXECUTOR_THREADS}): "
+            + ("no thread per wait" if parked_threads <= bound else "MORE than the pool")
         )
     finally:
         if worker is not None:

@@ -8,7 +8,6 @@ from ._client import EngineClient
 from ._document import SCHEMA_VERSION, EdgeSpec, FlowDocument, NodeSpec, PortRef
 from ._durable import (
     APPLICATION_VERSION,
-    ENQUEUE_CHANNEL,
     MAX_RECOVERY_ATTEMPTS,
     RUN_QUEUE,
     RUN_WORKFLOW,
@@ -49,10 +48,17 @@ from ._registry import (
     node_types,
 )
 from ._runtime import NodeOutcome, RunResult, check_run_inputs, run_flow
-from ._store import NOTIFY_CHANNEL, PostgresEventStore, migrate, read_events
+from ._store import (
+    ENQUEUE_CHANNEL,
+    NOTIFY_CHANNEL,
+    SHELVED_EXECUTOR,
+    PostgresEventStore,
+    migrate,
+    read_events,
+)
 from ._transit import RunKeyPair, TransitBinding, TransitError, open_for_run, seal_for_run
 from ._validate import FlowInvalid, Issue, flow_ports, parse_flow, validate_flow
-from ._worker import WorkerConfig, recover_executor_runs, run_worker
+from ._worker import MAX_EXECUTOR_THREADS, WorkerConfig, recover_executor_runs, run_worker
 
 del _nodes
 
@@ -62,11 +68,13 @@ __all__ = [
     "ENQUEUE_CHANNEL",
     "EVENT_PAYLOADS",
     "HUMAN_CHANNEL",
+    "MAX_EXECUTOR_THREADS",
     "MAX_RECOVERY_ATTEMPTS",
     "NOTIFY_CHANNEL",
     "RUN_QUEUE",
     "RUN_WORKFLOW",
     "SCHEMA_VERSION",
+    "SHELVED_EXECUTOR",
     "AnswerResult",
     "BadAllowEntry",
     "BudgetPaused",

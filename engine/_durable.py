@@ -39,8 +39,9 @@ from ._registry import (
     with_mirrors,
 )
 from ._runtime import RunResult, live_streams, run_flow
+from ._shelf import begin_presence
 from ._slots import SLOTS, waiting
-from ._store import PostgresEventStore
+from ._store import ENQUEUE_CHANNEL, PostgresEventStore
 from ._streams import (
     FramedWriter,
     StreamChunk,
@@ -59,9 +60,6 @@ RUN_QUEUE = "fireflow_runs"
 # Child runs (ExecuteFlow, Map) have a queue of their own: a parent waiting for its children
 # holds a slot of RUN_QUEUE, and children queued behind parents could otherwise starve.
 CHILD_QUEUE = "fireflow_child_runs"
-# Notified with a queue's name when a run is queued on it (on commit): workers start it at
-# once instead of at their next poll of the queue.
-ENQUEUE_CHANNEL = "fireflow_enqueued"
 # Pinned: a deploy must not strand pending runs (a human wait lasting weeks included) on an
 # old version. Bump only with a plan for the runs in flight (patching or draining).
 APPLICATION_VERSION = "fireflow-1"
@@ -634,7 +632,17 @@ async def run_workflow(
     sink = _BufferedSink(await _store(), run_id)
     connected, _ = live_streams(parsed)
 
+    presence = begin_presence(run_id)  # shelved when it only waits (engine/_shelf.py)
+
     async def call_node(
+        node: ResolvedNode, values: dict[str, Any], ctx: NodeContext
+    ) -> dict[str, Any]:
+        if presence is None:
+            return await _call_node(node, values, ctx)
+        async with presence.running():
+            return await _call_node(node, values, ctx)
+
+    async def _call_node(
         node: ResolvedNode, values: dict[str, Any], ctx: NodeContext
     ) -> dict[str, Any]:
         reservation = reservations.get(node.spec.id)

@@ -27,9 +27,19 @@ from typing import Any, Literal, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ._events import Event, EventType
 from ._registry import NodeError
+from ._shelf import (
+    SHELVING,
+    RunPresence,
+    RunShelved,
+    current_presence,
+    forget_runs,
+    shelve,
+    wake_run,
+)
 from ._slots import waiting
-from ._store import PostgresEventStore
+from ._store import PostgresEventStore, event_key
 
 log = logging.getLogger("fireflow.human")
 
@@ -92,6 +102,7 @@ def answer_request(
     if row is not None:
         cursor.execute("SELECT pg_notify(%s, %s)", (HUMAN_CHANNEL, _note(run_id, node_id)))
         cursor.fetchone()
+        wake_run(cursor, run_id)  # a run on the shelf (engine/_shelf.py) is queued again
         return AnswerResult("answered", _json(row[0]), row[1], row[2], row[3])
     cursor.execute(
         "SELECT answer, answered_by, answered_at, deadline FROM fireflow.human_request "
@@ -118,10 +129,24 @@ def withdraw_requests(cursor: Cursor, run_id: str) -> int:
         (Jsonb({"outcome": "cancelled", "comment": ""}), run_id, f"{run_id}:%"),
     )
     closed = list(cursor.fetchall())
+    shelved = forget_runs(cursor, run_id)  # nothing left to wake them for
     for request_run, node_id in closed:
         cursor.execute("SELECT pg_notify(%s, %s)", (HUMAN_CHANNEL, _note(request_run, node_id)))
         cursor.fetchone()
+        if request_run in shelved:  # no step of it in memory to say so: said as it would
+            failed = Event(EventType.NODE_FAILED, node_id, payload={"error": cancelled(node_id)})
+            cursor.execute(
+                "SELECT fireflow.append_events(%s, ARRAY[%s], ARRAY[%s], ARRAY[%s], "
+                "ARRAY[NULL::text], ARRAY[%s::jsonb])",
+                (request_run, event_key(failed), failed.type.value, node_id, Jsonb(failed.payload)),
+            )
+            cursor.fetchone()
     return len(closed)
+
+
+def cancelled(node_id: str) -> str:
+    """Why a waiting node failed when its run was cancelled."""
+    return f"the run was cancelled while node '{node_id}' waited"
 
 
 def reopen_requests(cursor: Cursor, run_id: str) -> int:
@@ -252,56 +277,101 @@ class HumanDesk:
         }
 
     async def wait(
-        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self,
+        on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        *,
+        shelvable: bool = False,
     ) -> dict[str, Any]:
         # The run's slot serves other runs while this one waits (engine/_slots.py).
         async with waiting():
-            return await self._wait(on_escalated)
+            return await self._wait(on_escalated, current_presence() if shelvable else None)
 
     async def _wait(
-        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None
+        self,
+        on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None,
+        presence: RunPresence | None,
     ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        # When this wait may put the run on the shelf (engine/_shelf.py).
+        shelve_at = (
+            loop.time() + SHELVING.after
+            if presence is not None and SHELVING.after is not None
+            else None
+        )
         with self._hub.watching(self._run_id, self._node_id) as wake:
-            while True:
-                wake.clear()  # before reading: an answer committed after the read wakes us
-                row = await self._store.fetchone(
-                    "SELECT h.answer, h.answered_by, h.answered_at, "
-                    "extract(epoch FROM h.deadline - clock_timestamp()), ws.status, "
-                    "h.request ? 'escalated' "
-                    "FROM fireflow.human_request h LEFT JOIN dbos.workflow_status ws "
-                    "ON ws.workflow_uuid = h.run_id WHERE h.run_id = %s AND h.node_id = %s",
-                    [self._run_id, self._node_id],
-                )
-                if row is None:
-                    raise NodeError(f"the request of node '{self._node_id}' was deleted")
-                answer, by, at, remaining, status, escalated = row
-                if answer is not None and answer.get("outcome") == "cancelled":
-                    raise NodeError(f"the run was cancelled while node '{self._node_id}' waited")
-                if answer is not None:
-                    return {
-                        "outcome": answer.get("outcome"),
-                        "by": by,
-                        "comment": answer.get("comment") or "",
-                        "at": at.isoformat() if at else None,
-                        "escalated": escalated,
-                        # a tool call's arguments as edited by the person who approved it
-                        **({"arguments": answer["arguments"]} if "arguments" in answer else {}),
-                    }
-                if status == "CANCELLED":
-                    raise NodeError(f"the run was cancelled while node '{self._node_id}' waited")
-                if remaining is not None and float(remaining) <= 0:
-                    escalation = await self._escalate()
-                    if escalation is not None:
-                        if on_escalated is not None:
-                            await on_escalated(escalation)
-                        continue
-                    await self._time_out()
-                    continue  # read what won: the timeout, or an answer just before it
-                timeout = RECHECK_SECONDS
-                if remaining is not None:
-                    timeout = min(timeout, float(remaining) + 0.05)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+            try:
+                while True:
+                    if presence is not None and presence.shelved:
+                        raise RunShelved  # another wait of the run shelved it
+                    wake.clear()  # before reading: an answer committed after the read wakes us
+                    row = await self._store.fetchone(
+                        "SELECT h.answer, h.answered_by, h.answered_at, "
+                        "extract(epoch FROM h.deadline - clock_timestamp()), ws.status, "
+                        "h.request ? 'escalated' "
+                        "FROM fireflow.human_request h LEFT JOIN dbos.workflow_status ws "
+                        "ON ws.workflow_uuid = h.run_id WHERE h.run_id = %s AND h.node_id = %s",
+                        [self._run_id, self._node_id],
+                    )
+                    if row is None:
+                        raise NodeError(f"the request of node '{self._node_id}' was deleted")
+                    settled = self._settled(row)
+                    if settled is not None:
+                        return settled
+                    remaining = row[3]
+                    if remaining is not None and float(remaining) <= 0:
+                        await self._at_deadline(on_escalated)
+                        continue  # read what won: the timeout, or an answer just before it
+                    timeout = RECHECK_SECONDS
+                    if remaining is not None:
+                        timeout = min(timeout, float(remaining) + 0.05)
+                    if presence is not None and shelve_at is not None:
+                        left = shelve_at - loop.time()
+                        if left > 0:
+                            timeout = min(timeout, left)
+                        else:
+                            await self._shelve(presence, wake)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout)
+            finally:
+                if presence is not None:
+                    presence.ready.pop(self._node_id, None)
+
+    def _settled(self, row: Sequence[Any]) -> dict[str, Any] | None:
+        """The outcome in a read of the request, if there is one."""
+        answer, by, at, _, status, escalated = row
+        if (answer is not None and answer.get("outcome") == "cancelled") or (
+            answer is None and status == "CANCELLED"
+        ):
+            raise NodeError(cancelled(self._node_id))
+        if answer is None:
+            return None
+        return {
+            "outcome": answer.get("outcome"),
+            "by": by,
+            "comment": answer.get("comment") or "",
+            "at": at.isoformat() if at else None,
+            "escalated": escalated,
+            # a tool call's arguments as edited by the person who approved it
+            **({"arguments": answer["arguments"]} if "arguments" in answer else {}),
+        }
+
+    async def _shelve(self, presence: RunPresence, wake: asyncio.Event) -> None:
+        """This wait has lasted long enough to shelve its run: once every node the run has
+        running is such a wait (the last to get there, or the end of another branch's
+        work, tries), the run goes on the shelf and this execution ends."""
+        presence.ready[self._node_id] = wake
+        if presence.only_waits() and await shelve(self._store, presence):
+            raise RunShelved
+
+    async def _at_deadline(
+        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None
+    ) -> None:
+        """Escalate the request, or (nothing to escalate) time it out."""
+        escalation = await self._escalate()
+        if escalation is None:
+            await self._time_out()
+        elif on_escalated is not None:
+            await on_escalated(escalation)
 
     async def _escalate(self) -> dict[str, Any] | None:
         """At the deadline of a request that says `escalate`: pass it to the escalation's

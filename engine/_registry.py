@@ -108,12 +108,18 @@ class HumanRequests(Protocol):
         ...
 
     async def wait(
-        self, on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self,
+        on_escalated: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        *,
+        shelvable: bool = False,
     ) -> dict[str, Any]:
         """Wait, holding no thread or connection, for the answer or the deadline; returns
         {"outcome": approved|rejected|timed_out, "by", "comment", "at", "escalated"}. A
         request that says `escalate` passes, at its deadline, to the escalation's approvers
-        with a deadline further on (`on_escalated(request)` is told, with the new deadline)."""
+        with a deadline further on (`on_escalated(request)` is told, with the new deadline).
+        `shelvable`: the step does nothing before its wait that it may not do again, so a long
+        wait may end the run's execution and run the step again when answered
+        (engine/_shelf.py)."""
         ...
 
 

@@ -17,6 +17,7 @@ from ._events import Event, EventSink, EventType, MemoryEventSink
 from ._planner import topological_order
 from ._ports import PortType, conform
 from ._registry import Effect, NodeContext, NodeError, node_type, with_mirrors
+from ._shelf import RunShelved
 from ._streams import MemoryStreams, StreamHub, stream_ref
 from ._validate import FlowInvalid, Issue, ResolvedNode, parse_flow, resolve_nodes
 
@@ -186,7 +187,7 @@ class _Run:
         await self.sink.emit([Event(EventType.FLOW_STARTED, payload={"inputs": self.inputs})])
         order = topological_order(self.graph)
         self.tasks = [asyncio.create_task(self._node(n), name=n) for n in order]
-        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        results = await self._settle_all()
         for result in results:
             # Cancellation of the run itself (and the engine's own control flow) is not a
             # node failure: let it through.
@@ -206,6 +207,27 @@ class _Run:
             return RunResult("failed", outputs, self.outcomes, error)
         await self.sink.emit([Event(EventType.FLOW_COMPLETED, payload={"outputs": outputs})])
         return RunResult("completed", outputs, self.outcomes)
+
+    async def _settle_all(self) -> list[BaseException | None]:
+        """Wait for every node's task. A run put on the shelf (engine/_shelf.py) ends its
+        execution here: the nodes still waiting for their inputs are cancelled (they run in
+        the run's next execution) and RunShelved goes up."""
+        pending: set[asyncio.Task[None]] = set(self.tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                shelved = [t for t in done if not t.cancelled() and _is_shelved(t.exception())]
+                if shelved:
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    raise shelved[0].exception()  # type: ignore[misc]
+        except asyncio.CancelledError:  # the run itself is cancelled: so are its nodes
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            raise
+        return [asyncio.CancelledError() if t.cancelled() else t.exception() for t in self.tasks]
 
     async def _node(self, node_id: str) -> None:
         node = self.nodes[node_id]
@@ -328,3 +350,7 @@ class _Run:
 
 
 _MISSING = object()
+
+
+def _is_shelved(error: BaseException | None) -> bool:
+    return isinstance(error, RunShelved)

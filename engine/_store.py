@@ -9,7 +9,8 @@ no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -19,9 +20,16 @@ from psycopg_pool import AsyncConnectionPool
 from ._events import Event
 
 NOTIFY_CHANNEL = "fireflow_run_events"
+# Notified with a queue's name when a run is queued on it (on commit): workers start it at
+# once instead of at their next poll of the queue.
+ENQUEUE_CHANNEL = "fireflow_enqueued"
+# The executor id of a shelved run's DBOS row (engine/_shelf.py): no worker's (startup or
+# takeover recovery re-queues only the runs of the executor it recovers).
+SHELVED_EXECUTOR = "fireflow:shelved"
 log = logging.getLogger("fireflow.events")
 
-DDL = """
+DDL = (
+    """
 CREATE SCHEMA IF NOT EXISTS fireflow;
 CREATE TABLE IF NOT EXISTS fireflow.run_event (
     run_id      text        NOT NULL,
@@ -91,6 +99,46 @@ CREATE TABLE IF NOT EXISTS fireflow.human_request (
 CREATE INDEX IF NOT EXISTS human_request_pending
     ON fireflow.human_request (workspace_id, created_at) WHERE answer IS NULL;
 
+-- Runs put out of the workers' memory while they wait for people (engine/_shelf.py): one
+-- row per shelved run, deleted by whoever queues it again (an answer, its deadline).
+CREATE TABLE IF NOT EXISTS fireflow.shelved_run (
+    run_id     text        PRIMARY KEY,
+    queue_name text        NOT NULL,
+    wake_at    timestamptz,
+    shelved_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS shelved_run_wake ON fireflow.shelved_run (wake_at)
+    WHERE wake_at IS NOT NULL;
+
+-- Take a run off the shelf (p_run; NULL: every run whose wake_at has come) and queue it
+-- again as DBOS's recovery does, on its own queue; the dispatchers are woken. Deleting the
+-- shelf row is the fence: one caller queues a run, once. Returns how many were queued.
+CREATE OR REPLACE FUNCTION fireflow.wake_shelved(p_run text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_woken integer;
+BEGIN
+    WITH due AS (
+        DELETE FROM fireflow.shelved_run s
+        WHERE (p_run IS NOT NULL AND s.run_id = p_run)
+           OR (p_run IS NULL AND s.wake_at <= clock_timestamp())
+        RETURNING s.run_id
+    ), woken AS (
+        UPDATE dbos.workflow_status ws SET status = 'ENQUEUED', owner_xid = NULL,
+            started_at_epoch_ms = NULL, recovery_attempts = 0,
+            updated_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+        FROM due WHERE ws.workflow_uuid = due.run_id AND ws.status = 'PENDING'
+            AND ws.executor_id = '__SHELVED_EXECUTOR__'
+        RETURNING ws.workflow_uuid
+    )
+    SELECT count(*) INTO v_woken FROM woken;
+    IF v_woken > 0 THEN
+        PERFORM pg_notify('__ENQUEUE_CHANNEL__', 'shelf');
+    END IF;
+    RETURN v_woken;
+END
+$$;
+
 -- One round trip per flush: lock the run's counter, skip keys already written, number the
 -- rest after the last sequence (so the stream has no gaps), announce the new last sequence.
 CREATE OR REPLACE FUNCTION fireflow.append_events(
@@ -127,6 +175,9 @@ BEGIN
 END
 $$;
 """.replace("__NOTIFY_CHANNEL__", NOTIFY_CHANNEL)
+    .replace("__ENQUEUE_CHANNEL__", ENQUEUE_CHANNEL)
+    .replace("__SHELVED_EXECUTOR__", SHELVED_EXECUTOR)
+)
 
 
 def migrate(conninfo: str) -> None:
@@ -205,6 +256,12 @@ class PostgresEventStore:
             (run_id, node),
         )
         return int(row[0]) if row else 1
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection inside one transaction (committed when the block ends)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
 
     async def execute(self, sql: str, params: Sequence[Any]) -> None:
         async with self._pool.connection() as conn:

@@ -21,13 +21,13 @@ from dbos._utils import GlobalParams, generate_uuid
 from ._durable import (
     APPLICATION_VERSION,
     CHILD_QUEUE,
-    ENQUEUE_CHANNEL,
     RUN_QUEUE,
     configure_event_store,
 )
 from ._registry import PolicySource, SecretSource, SpendGate, UsageLedger
+from ._shelf import SHELVING, wake_due
 from ._slots import SLOTS
-from ._store import migrate
+from ._store import ENQUEUE_CHANNEL, migrate
 
 log = logging.getLogger("fireflow.worker")
 
@@ -41,6 +41,9 @@ class WorkerConfig:
     # hands this worker up to concurrency + parked runs (engine/_slots.py).
     concurrency: int = 50
     parked: int = 10_000
+    # A run that has waited this long for people, and does nothing else, leaves the worker's
+    # memory until it is answered or due (engine/_shelf.py); None keeps every wait in memory.
+    shelve_after_sec: float | None = 5.0
     # How often the worker looks for queued runs besides being woken when one is queued
     # (ENQUEUE_CHANNEL): runs whose notification was missed, and room freed by runs ending.
     polling_interval_sec: float = 0.05
@@ -210,6 +213,9 @@ _START_PATIENCE_SECONDS = 0.2
 
 
 class _Watchdog(threading.Thread):
+    """Every `heartbeat_sec`: the worker's heartbeat, the takeover of dead workers' runs,
+    and shelved runs whose deadline has come queued again (engine/_shelf.py)."""
+
     def __init__(self, config: WorkerConfig, stop: threading.Event) -> None:
         super().__init__(name="fireflow-watchdog", daemon=True)
         self.config = config
@@ -243,6 +249,10 @@ class _Watchdog(threading.Thread):
                 "RETURNING executor_id",
                 (me, me, self.config.dead_after_sec, self.config.dead_after_sec),
             ).fetchall()
+            # Shelved runs whose deadline has come are queued again (one worker takes each).
+            with c.cursor() as cursor:
+                if woken := wake_due(cursor):
+                    log.info("%d shelved run(s) due: queued again", woken)
             for (executor_id,) in dead:
                 count = recover_executor_runs(executor_id)
                 c.execute(
@@ -261,6 +271,7 @@ def run_worker(config: WorkerConfig) -> None:
         config.database_url, config.policy, config.usage, config.secrets, config.spend
     )
     SLOTS.limit = config.concurrency  # before launch: recovered runs take slots at once
+    SHELVING.after, SHELVING.executor_id = config.shelve_after_sec, config.executor_id
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.listen_queues([])  # FireFlow's queues are taken by the dispatcher (below)
     DBOS.launch()

@@ -58,6 +58,11 @@ def fake_stripe() -> Iterator[Any]:
             os.environ.pop(name, None)
 
 
+# Runs waiting for people longer than this leave the session worker's memory (engine/_shelf.py;
+# 5 s in production): the API and browser tests whose answers come later go through it.
+SESSION_SHELVE_AFTER = 2.0
+
+
 @pytest.fixture(scope="session")
 def engine_worker(test_database_url: str, fake_llm: object, fake_stripe: Any) -> Iterator[str]:
     """One real worker process on the test database for the whole session; tests that use it
@@ -69,7 +74,12 @@ def engine_worker(test_database_url: str, fake_llm: object, fake_stripe: Any) ->
 
     with psycopg.connect(test_database_url, autocommit=True) as conn:
         conn.execute(LEDGER_DDL)
-    worker = Worker(test_database_url, f"api-tests-{os.getpid()}", platform=True)
+    worker = Worker(
+        test_database_url,
+        f"api-tests-{os.getpid()}",
+        platform=True,
+        shelve_after=SESSION_SHELVE_AFTER,
+    )
     yield test_database_url
     worker.stop()
     engine_bridge.client().close()  # let the test database be dropped

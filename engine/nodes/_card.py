@@ -175,7 +175,7 @@ class Card(NodeType):
         timeout = config.get("timeout_seconds")
         opened = await ctx.human.open(request, float(timeout) if timeout else None)
         await announce(ctx, opened, kind="card")
-        decision = await ctx.human.wait()
+        decision = await ctx.human.wait(shelvable=True)
         answer = decision.pop("arguments", None)
         await settle(
             ctx,

@@ -156,7 +156,7 @@ class Approval(NodeType):
             # Escalated by an execution of this step that died before its event was written:
             # said again (same key, so written once).
             await escalated({"request": opened["request"], "deadline": opened["deadline"]})
-        decision = await ctx.human.wait(escalated)
+        decision = await ctx.human.wait(escalated, shelvable=True)
         await settle(ctx, decision, escalated=decision.get("escalated"))
         outcome = decision["outcome"]
         if outcome != "timed_out":

@@ -212,6 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             executor_id=args.executor_id,
             concurrency=args.concurrency,
             parked=args.parked,
+            shelve_after_sec=args.shelve_after,
             node_modules=modules,
             policy=WorkspacePolicy(database_url),
             usage=(costs := CostControl(database_url)),
@@ -229,6 +230,18 @@ def cmd_with_db(args: argparse.Namespace) -> int:
         return 2
     env = {**os.environ, "DATABASE_URL": ensure_database()}
     return subprocess.run(command, env=env, check=False).returncode
+
+
+def _seconds_or_never(text: str) -> float | None:
+    if text.strip().lower() == "never":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'never', got {text!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds of 0 or more, got {text!r}")
+    return seconds
 
 
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
@@ -260,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=10_000,
         help="runs that may wait (for a person, child runs, a Delay) on top, holding no slot",
+    )
+    worker.add_argument(
+        "--shelve-after",
+        type=_seconds_or_never,
+        default=_seconds_or_never(os.environ.get("FIREFLOW_SHELVE_AFTER_SECONDS", "5")),
+        help="seconds a run waits for people before it leaves the worker's memory until "
+        "answered or due ('never': waits stay in memory; default 5)",
     )
     worker.set_defaults(func=cmd_worker)
     with_db = sub.add_parser("with-db", help="run a command against a ready database")

@@ -83,6 +83,7 @@ class Worker:
         concurrency: int = 50,
         extra_modules: str = "",
         poll_seconds: float = 0.05,
+        shelve_after: float | None = None,
     ) -> None:
         """An engine worker; `platform=True` runs `fireflow worker` instead, with the
         platform's adapters wired in (and the test node types as a plugin)."""
@@ -94,6 +95,9 @@ class Worker:
             "FIREFLOW_TEST_LEDGER_URL": url,
             "FIREFLOW_TEST_EXTRA_MODULES": extra_modules,
             "FIREFLOW_TEST_POLL_SECONDS": str(poll_seconds),
+            # Waits stay in memory unless a test shelves them (engine/_shelf.py).
+            "FIREFLOW_TEST_SHELVE_AFTER": "never" if shelve_after is None else str(shelve_after),
+            "FIREFLOW_SHELVE_AFTER_SECONDS": "never" if shelve_after is None else str(shelve_after),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
         command = [

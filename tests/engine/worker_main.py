@@ -20,6 +20,12 @@ engine.run_worker(
         heartbeat_sec=1.0,
         # FIREFLOW_TEST_POLL_SECONDS: how often the queue is polled besides the wake-ups
         polling_interval_sec=float(os.environ.get("FIREFLOW_TEST_POLL_SECONDS", "0.05")),
+        # FIREFLOW_TEST_SHELVE_AFTER: seconds before a run waiting for people is shelved
+        shelve_after_sec=(
+            None
+            if (after := os.environ.get("FIREFLOW_TEST_SHELVE_AFTER", "never")) == "never"
+            else float(after)
+        ),
         # FIREFLOW_TEST_EXTRA_MODULES: more code, as a new release brings (the deploy test)
         node_modules=[
             "tests.engine.plugin_nodes",

@@ -9,6 +9,7 @@ from django.test import Client
 
 from tenants.models import AuditEvent
 from tenants.roles import OrgRole, WorkspaceRole
+from tests.engine.harness import wait_for
 from tests.factories import OrgFixture
 from tests.flows.test_flows_api import base, wait_run
 from tests.helpers import wait_for_request
@@ -162,3 +163,36 @@ def test_a_named_viewer_and_the_caller_may_answer(
     assert _answer(as_caller, org, third, "approve").status_code == 403
     assert _answer(client_for(org.owner), org, third, "approve").status_code == 200
     assert wait_run(as_caller, org, third)["outputs"] == {"paid": 9}
+
+
+def _shelved(run_id: str) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM fireflow.shelved_run WHERE run_id = %s", [run_id])
+        return cursor.fetchone() is not None
+
+
+def test_a_run_shelved_while_it_waits_stays_in_the_inbox_and_its_answer_completes_it(
+    engine_worker: str, org: OrgFixture, client_for: Any
+) -> None:
+    """The session's worker shelves runs that wait longer than SESSION_SHELVE_AFTER
+    (tests/workers.py): out of its memory, the request is still listed and answerable."""
+    owner = client_for(org.owner)
+    run_id = _start(owner, org, {"role": "editor"}, 75)
+    wait_for(lambda: _shelved(run_id), 30, "the run to be shelved")
+    assert owner.get(f"{base(org)}/runs/{run_id}").json()["status"] == "running"
+    inbox = owner.get("/api/inbox").json()
+    assert [(i["run_id"], i["status"], i["can_answer"]) for i in inbox] == [
+        (run_id, "pending", True)
+    ]
+    answered = _answer(owner, org, run_id, "approve", "go")
+    assert answered.status_code == 200, answered.content
+    done = wait_run(owner, org, run_id)
+    assert (done["status"], done["outputs"]) == ("completed", {"paid": 75})
+    assert not _shelved(run_id)
+    events = owner.get(f"{base(org)}/runs/{run_id}/events").json()
+    types = [e["type"] for e in events]
+    assert (types.count("HITL_REQUESTED"), types.count("HITL_RESOLVED")) == (1, 1)
+    started = [e["node"] for e in events if e["type"] == "NODE_STARTED"]
+    assert sorted(started) == sorted(set(started))  # replayed nodes are not told twice
