@@ -36,6 +36,7 @@ from ._shelf import (
     current_presence,
     forget_runs,
     shelve,
+    shelved_runs,
     wake_run,
 )
 from ._slots import waiting
@@ -129,7 +130,8 @@ def withdraw_requests(cursor: Cursor, run_id: str) -> int:
         (Jsonb({"outcome": "cancelled", "comment": ""}), run_id, f"{run_id}:%"),
     )
     closed = list(cursor.fetchall())
-    shelved = forget_runs(cursor, run_id)  # nothing left to wake them for
+    forget_runs(cursor, run_id)  # nothing left to wake them for
+    shelved = shelved_runs(cursor, sorted({request_run for request_run, _ in closed}))
     for request_run, node_id in closed:
         cursor.execute("SELECT pg_notify(%s, %s)", (HUMAN_CHANNEL, _note(request_run, node_id)))
         cursor.fetchone()
@@ -312,6 +314,8 @@ class HumanDesk:
                         "ON ws.workflow_uuid = h.run_id WHERE h.run_id = %s AND h.node_id = %s",
                         [self._run_id, self._node_id],
                     )
+                    if presence is not None and presence.shelved:
+                        raise RunShelved  # shelved while this read was under way
                     if row is None:
                         raise NodeError(f"the request of node '{self._node_id}' was deleted")
                     settled = self._settled(row)

@@ -218,7 +218,13 @@ class _Run:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
                 shelved = [t for t in done if not t.cancelled() and _is_shelved(t.exception())]
                 if shelved:
+                    # Nodes not started are cancelled; the started ones are the run's other
+                    # waits, ending on their own (told so by the shelving).
                     for task in pending:
+                        if task.get_name() not in self.started:
+                            task.cancel()
+                    _, stuck = await asyncio.wait(pending, timeout=5)
+                    for task in stuck:
                         task.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
                     raise shelved[0].exception()  # type: ignore[misc]

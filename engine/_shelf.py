@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import psycopg
+from dbos._context import current_owner_xid  # private: pinned dbos 3.4, as in _worker
 
 from ._store import SHELVED_EXECUTOR, PostgresEventStore
 
@@ -60,6 +61,7 @@ class RunPresence:
     of those are waits that may be shelved (node id -> the wake-up of its waiting step)."""
 
     run_id: str
+    owner_xid: str  # DBOS's token of this execution: a stale one shelves nothing
     active: int = 0
     ready: dict[str, asyncio.Event] = field(default_factory=dict)
     shelved: bool = False
@@ -106,9 +108,10 @@ _current: contextvars.ContextVar[RunPresence | None] = contextvars.ContextVar(
 
 def begin_presence(run_id: str) -> RunPresence | None:
     """Called by a run's workflow as it starts: its presence, when this worker shelves."""
-    if SHELVING.after is None:
+    owner_xid = current_owner_xid(run_id)
+    if SHELVING.after is None or owner_xid is None:
         return None
-    presence = RunPresence(run_id)
+    presence = RunPresence(run_id, owner_xid)
     _current.set(presence)
     return presence
 
@@ -147,12 +150,13 @@ async def _shelve(store: PostgresEventStore, presence: RunPresence) -> bool:
         cursor = await conn.execute(
             "UPDATE dbos.workflow_status SET executor_id = %s "
             "WHERE workflow_uuid = %s AND status = 'PENDING' AND executor_id = %s "
-            "RETURNING queue_name",
-            (SHELVED_EXECUTOR, presence.run_id, SHELVING.executor_id),
+            "AND owner_xid = %s AND queue_name IS NOT NULL RETURNING queue_name",
+            (SHELVED_EXECUTOR, presence.run_id, SHELVING.executor_id, presence.owner_xid),
         )
         row = await cursor.fetchone()
-        if row is None or row[0] is None:
-            return False  # cancelled, or taken over: not this worker's to shelve
+        if row is None:
+            # Cancelled, taken over, or run again elsewhere: not this execution's to shelve.
+            return False
         await conn.execute(
             "INSERT INTO fireflow.shelved_run (run_id, queue_name, wake_at) "
             "VALUES (%s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
@@ -179,11 +183,20 @@ def wake_due(cursor: "Cursor") -> int:
     return int(row[0]) if row else 0
 
 
-def forget_runs(cursor: "Cursor", run_id: str) -> set[str]:
-    """A cancelled run (its child runs with it) leaves the shelf without running again;
-    which of them were there."""
+def forget_runs(cursor: "Cursor", run_id: str) -> None:
+    """A cancelled run (its child runs with it) leaves the shelf without running again."""
     cursor.execute(
-        "DELETE FROM fireflow.shelved_run WHERE run_id = %s OR run_id LIKE %s RETURNING run_id",
+        "DELETE FROM fireflow.shelved_run WHERE run_id = %s OR run_id LIKE %s",
         (run_id, f"{run_id}:%"),
+    )
+
+
+def shelved_runs(cursor: "Cursor", run_ids: list[str]) -> set[str]:
+    """Which of these runs were last left on the shelf (no execution of them in memory; a
+    cancelled one stays so, even if an answer took it off the shelf meanwhile)."""
+    cursor.execute(
+        "SELECT workflow_uuid FROM dbos.workflow_status "
+        "WHERE workflow_uuid = ANY(%s) AND executor_id = %s",
+        (run_ids, SHELVED_EXECUTOR),
     )
     return {row[0] for row in cursor.fetchall()}

@@ -249,10 +249,6 @@ class _Watchdog(threading.Thread):
                 "RETURNING executor_id",
                 (me, me, self.config.dead_after_sec, self.config.dead_after_sec),
             ).fetchall()
-            # Shelved runs whose deadline has come are queued again (one worker takes each).
-            with c.cursor() as cursor:
-                if woken := wake_due(cursor):
-                    log.info("%d shelved run(s) due: queued again", woken)
             for (executor_id,) in dead:
                 count = recover_executor_runs(executor_id)
                 c.execute(
@@ -260,6 +256,21 @@ class _Watchdog(threading.Thread):
                     (executor_id,),
                 )
                 log.warning("took over %d pending run(s) of dead worker %s", count, executor_id)
+        self.wake_due()
+
+    def wake_due(self) -> None:
+        """Queue again the shelved runs whose deadline has come (one worker takes each)."""
+        try:
+            with (
+                psycopg.connect(
+                    self.config.database_url, autocommit=True, connect_timeout=5
+                ) as conn,
+                conn.cursor() as cursor,
+            ):
+                if woken := wake_due(cursor):
+                    log.info("%d shelved run(s) due: queued again", woken)
+        except psycopg.Error:
+            log.warning("could not look for shelved runs that are due", exc_info=True)
 
 
 def run_worker(config: WorkerConfig) -> None:
