@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument(
         "--shelve-after",
         type=_seconds_or_never,
-        default=_seconds_or_never(os.environ.get("FIREFLOW_SHELVE_AFTER_SECONDS", "5")),
+        default=os.environ.get("FIREFLOW_SHELVE_AFTER_SECONDS", "5"),  # parsed as given
         help="seconds a run waits for people before it leaves the worker's memory until "
         "answered or due ('never': waits stay in memory; default 5)",
     )
