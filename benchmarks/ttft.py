@@ -15,7 +15,8 @@ request at a time:
     TEXT_MESSAGE_CONTENT frame;
 (b) direct: the official `openai` SDK (stream=True, one long-lived client) against the same
     provider, timed from the call to the first content delta;
-(c) direct with a new client per call, as the llm_chat node makes one (for reference).
+(c) direct with a new SDK and HTTP client per call (for reference: what the llm_chat node
+    saves by sharing one HTTP client per worker, engine/llm/_providers.py `_http`).
 
 Prints p50/p95 of each, of the platform-added TTFT (a - b per paired round, and
 p95(a) - p95(b)) against the target, of the start request alone, and where the platform's
@@ -413,7 +414,7 @@ def report(samples: Samples) -> None:
     print(f"  {'':58s} {'p50':>8s} {'p95':>8s}")
     line("(a) platform: POST /runs -> first token on the WebSocket", ttft)
     line("(b) direct: openai SDK, one client -> first delta", direct)
-    line("    direct, new client per call (as the llm_chat node does)", samples.direct_fresh)
+    line("    direct, new HTTP client per call (the node shares one)", samples.direct_fresh)
     line("platform-added, per paired round (a - b)", added)
     print(
         f"  {'platform-added, p95(a) - p95(b)':58s} {'':8s} {added_p95:8.1f}"
