@@ -108,8 +108,10 @@ _current: contextvars.ContextVar[RunPresence | None] = contextvars.ContextVar(
 
 def begin_presence(run_id: str) -> RunPresence | None:
     """Called by a run's workflow as it starts: its presence, when this worker shelves."""
+    if SHELVING.after is None:
+        return None
     owner_xid = current_owner_xid(run_id)
-    if SHELVING.after is None or owner_xid is None:
+    if owner_xid is None:
         return None
     presence = RunPresence(run_id, owner_xid)
     _current.set(presence)
