@@ -131,7 +131,7 @@ def withdraw_requests(cursor: Cursor, run_id: str) -> int:
     )
     closed = list(cursor.fetchall())
     forget_runs(cursor, run_id)  # nothing left to wake them for
-    shelved = shelved_runs(cursor, sorted({request_run for request_run, _ in closed}))
+    shelved = shelved_runs(cursor, sorted({run for run, _ in closed})) if closed else set()
     for request_run, node_id in closed:
         cursor.execute("SELECT pg_notify(%s, %s)", (HUMAN_CHANNEL, _note(request_run, node_id)))
         cursor.fetchone()

@@ -169,12 +169,11 @@ async def _shelve(store: PostgresEventStore, presence: RunPresence) -> bool:
     return True
 
 
-def wake_run(cursor: "Cursor", run_id: str) -> bool:
+def wake_run(cursor: "Cursor", run_id: str) -> None:
     """Take `run_id` off the shelf (if it is there) in the cursor's transaction: it runs
-    again once that commits. True if it was shelved."""
+    again once that commits."""
     cursor.execute("SELECT fireflow.wake_shelved(%s)", (run_id,))
-    row = cursor.fetchone()
-    return bool(row and row[0])
+    cursor.fetchone()
 
 
 def wake_due(cursor: "Cursor") -> int:

@@ -227,7 +227,7 @@ class PostgresEventStore:
     ) -> dict[str, Any]:
         """Run `write` in a transaction that also records its result, once per (run, node):
         a re-executed step gets the recorded result and writes nothing (exactly-once)."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self.transaction() as conn:
             # Serialise two executions of the same step (a takeover racing a slow worker).
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (run_id, node)

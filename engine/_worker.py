@@ -256,21 +256,13 @@ class _Watchdog(threading.Thread):
                     (executor_id,),
                 )
                 log.warning("took over %d pending run(s) of dead worker %s", count, executor_id)
-        self.wake_due()
-
-    def wake_due(self) -> None:
-        """Queue again the shelved runs whose deadline has come (one worker takes each)."""
-        try:
-            with (
-                psycopg.connect(
-                    self.config.database_url, autocommit=True, connect_timeout=5
-                ) as conn,
-                conn.cursor() as cursor,
-            ):
-                if woken := wake_due(cursor):
+            # Shelved runs whose deadline has come are queued again (one worker takes each);
+            # after the takeover, so a failure here does not hold that up.
+            try:
+                if woken := wake_due(c.cursor()):
                     log.info("%d shelved run(s) due: queued again", woken)
-        except psycopg.Error:
-            log.warning("could not look for shelved runs that are due", exc_info=True)
+            except psycopg.Error:
+                log.warning("could not look for shelved runs that are due", exc_info=True)
 
 
 def run_worker(config: WorkerConfig) -> None:
