@@ -137,23 +137,26 @@ class _BufferedSink:
 
     async def emit(self, events: list[Event]) -> None:
         self._buffer.extend(events)
-        # The first token of a stream goes out at once (time to first token is what a user
-        # waits for), with whatever waits in the buffer; the tokens after it are batched.
-        first_token = not self._streaming and any(e.type is EventType.STREAM_CHUNK for e in events)
-        if first_token:
+        # The first token of a stream is written before the node goes on (time to first
+        # token is what a user waits for), with whatever waits in the buffer; the tokens
+        # after it are batched.
+        if not self._streaming and any(e.type is EventType.STREAM_CHUNK for e in events):
             self._streaming = True
             if self._timer is not None and not self._timer.done() and self._waiting:
                 self._timer.cancel()  # nothing taken from the buffer yet: flush it now
                 self._timer = None
+            await self._flush_logged()
+            return
         if self._timer is None or self._timer.done():
             self._waiting = True
-            self._timer = asyncio.ensure_future(
-                self._flush_soon(0.0 if first_token else self._interval)
-            )
+            self._timer = asyncio.ensure_future(self._flush_soon(self._interval))
 
     async def _flush_soon(self, delay: float) -> None:
         await asyncio.sleep(delay)
         self._waiting = False
+        await self._flush_logged()
+
+    async def _flush_logged(self) -> None:
         try:
             await self.flush()
         except Exception:  # the batch is back in the buffer; close() tries again

@@ -3,6 +3,7 @@ queue, and watches its peers. A worker whose heartbeat is older than `dead_after
 over by exactly one live worker (a conditional UPDATE is the fence), which puts the dead
 one's pending runs back on the queue; the dead worker need never come back."""
 
+import gc
 import importlib
 import logging
 import os
@@ -16,7 +17,9 @@ import psycopg
 from dbos import DBOS, DBOSConfig, Queue
 from dbos._core import execute_dequeued_workflow
 from dbos._dbos import _get_dbos_instance
+from dbos._sys_db import WorkflowStatusInternal
 from dbos._utils import GlobalParams, generate_uuid
+from psycopg.rows import dict_row
 
 from ._durable import (
     APPLICATION_VERSION,
@@ -98,42 +101,119 @@ def recover_executor_runs(dead_executor_id: str) -> int:
     return len(handles)
 
 
-def claim_queued(queue: Queue, room: int) -> list[str]:
-    """Claim and start up to `room` of the runs waiting on `queue`, as DBOS's queue thread
-    would. Wraps DBOS's private claim and dispatch (`start_queued_workflows`,
-    `execute_dequeued_workflow`, seen working on dbos 3.4; pinned, and the dispatcher's tests
-    in tests/engine/test_durable_nodes.py fail if an upgrade changes them). The claim takes
-    rows with SKIP LOCKED, so workers may claim from one queue at once: each run goes to
-    one. Returns the ids of the runs claimed."""
-    dbos = _get_dbos_instance()
-    limit = queue._worker_concurrency or room
-    owner_xid = generate_uuid()
-    claimed, _ = dbos._sys_db.start_queued_workflows(
-        queue,
-        GlobalParams.executor_id,
-        GlobalParams.app_version,
-        None,
-        max(0, limit - room),  # "running": what leaves exactly `room` under the limit
-        owner_xid=owner_xid,
-    )
-    if not claimed:
+# One statement claims up to %(limit)s queued runs and reads them back whole: what DBOS's
+# queue thread does in two transactions (`start_queued_workflows`, five round trips, then
+# `get_workflow_statuses`), for a queue with no global limit, rate limit or partitions, as
+# FireFlow's are. The row is updated as DBOS's claim updates it (PENDING, this executor, the
+# claim's owner token, started now, the dispatch counted against the dead-letter limit, the
+# deadline of a workflow timeout set). Runs carry the application version they were queued
+# for; one without a version (queued by DBOS without one) is run by any worker, as DBOS does
+# on a database where one version is registered. SKIP LOCKED: workers claim from one queue at
+# once and each run goes to one.
+_CLAIM_SQL = """
+WITH picked AS (
+    SELECT workflow_uuid FROM dbos.workflow_status
+    WHERE queue_name = %(queue)s AND status = 'ENQUEUED'
+      AND (application_version = %(version)s OR application_version IS NULL)
+      AND (application_name = %(app)s OR application_name IS NULL)
+    ORDER BY priority, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE dbos.workflow_status ws SET
+        status = 'PENDING', owner_xid = %(owner)s, application_version = %(version)s,
+        executor_id = %(executor)s, application_name = %(app)s,
+        started_at_epoch_ms = (extract(epoch FROM now()) * 1000)::bigint,
+        updated_at = (extract(epoch FROM now()) * 1000)::bigint,
+        rate_limited = false, recovery_attempts = ws.recovery_attempts + 1,
+        workflow_deadline_epoch_ms = CASE
+            WHEN ws.workflow_timeout_ms IS NOT NULL AND ws.workflow_deadline_epoch_ms IS NULL
+            THEN LEAST((extract(epoch FROM now()) * 1000)::numeric + ws.workflow_timeout_ms,
+                       9223372036854775807)::bigint
+            ELSE ws.workflow_deadline_epoch_ms END
+    FROM picked
+    WHERE ws.workflow_uuid = picked.workflow_uuid AND ws.status = 'ENQUEUED'
+    RETURNING ws.*
+)
+SELECT c.*, COALESCE(i.inputs, c.inputs) AS claimed_inputs
+FROM claimed c LEFT JOIN dbos.workflow_input i ON i.workflow_uuid = c.workflow_uuid
+ORDER BY c.priority, c.created_at
+"""
+
+
+def _status(row: dict[str, Any]) -> WorkflowStatusInternal:
+    """A claimed row as DBOS reads a workflow's status (`get_workflow_statuses`)."""
+    return {
+        "workflow_uuid": row["workflow_uuid"],
+        "status": row["status"],
+        "name": row["name"],
+        "recovery_attempts": row["recovery_attempts"],
+        "config_name": row["config_name"],
+        "class_name": row["class_name"],
+        "authenticated_user": row["authenticated_user"],
+        "authenticated_roles": row["authenticated_roles"],
+        "assumed_role": row["assumed_role"],
+        "queue_name": row["queue_name"],
+        "executor_id": row["executor_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "app_version": row["application_version"],
+        "app_id": row["application_id"],
+        "workflow_deadline_epoch_ms": row["workflow_deadline_epoch_ms"],
+        "workflow_timeout_ms": row["workflow_timeout_ms"],
+        "deduplication_id": row["deduplication_id"],
+        "priority": row["priority"],
+        "inputs": row["claimed_inputs"],
+        "queue_partition_key": row["queue_partition_key"],
+        "forked_from": row["forked_from"],
+        "parent_workflow_id": row["parent_workflow_id"],
+        "started_at_epoch_ms": row["started_at_epoch_ms"],
+        "serialization": row["serialization"],
+        "delay_until_epoch_ms": row["delay_until_epoch_ms"],
+        "attributes": row["attributes"],
+        "schedule_name": row["schedule_name"],
+        "debounce_deadline_epoch_ms": row["debounce_deadline_epoch_ms"],
+        "is_debounced": bool(row["is_debounced"]),
+        "application_name": row["application_name"],
+        "shard_key": None,
+    }
+
+
+def claim_queued(conn: psycopg.Connection[Any], queue: str, room: int) -> list[str]:
+    """Claim up to `room` of the runs waiting on `queue` (on `conn`, autocommit) and start
+    them with DBOS's private `execute_dequeued_workflow` (seen working on dbos 3.4; pinned,
+    and the worker tests fail if an upgrade changes it or the status table). Returns the
+    ids of the runs claimed."""
+    if room <= 0:
         return []
+    dbos = _get_dbos_instance()
+    owner_xid = generate_uuid()
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            _CLAIM_SQL,
+            {
+                "queue": queue,
+                "version": GlobalParams.app_version,
+                "app": dbos._sys_db.app_name,
+                "limit": room,
+                "owner": owner_xid,
+                "executor": GlobalParams.executor_id,
+            },
+        ).fetchall()
     # As DBOS's queue thread: each run on its own, so one that cannot start (a poison run
     # dead-lettered, inputs that do not read) does not leave the others of the claim behind.
-    try:
-        found = {s["workflow_uuid"]: s for s in dbos._sys_db.get_workflow_statuses(claimed)}
-    except Exception:
-        log.warning("could not read the claimed runs' statuses at once", exc_info=True)
-        found = {}
-    for run_id in claimed:
+    for row in rows:
         try:
-            status = found.get(run_id) or dbos._sys_db.get_workflow_status(run_id)
-            if status is None:
-                raise RuntimeError("its status row is missing")
-            execute_dequeued_workflow(dbos, status, owner_xid)
+            execute_dequeued_workflow(dbos, _status(row), owner_xid)
         except Exception as exc:
-            log.error("could not start claimed run %s: %s", run_id, exc)
-    return list(claimed)
+            log.error("could not start claimed run %s: %s", row["workflow_uuid"], exc)
+    return [row["workflow_uuid"] for row in rows]
+
+
+def dispatcher_name(executor_id: str) -> str:
+    """The application_name of a worker's dispatcher connection (pg_stat_activity): it
+    listens for queued runs and claims them."""
+    return f"fireflow-dispatch:{executor_id}"[:63]
 
 
 class _Dispatcher(threading.Thread):
@@ -159,11 +239,14 @@ class _Dispatcher(threading.Thread):
         while not self.stop.is_set():
             try:
                 with psycopg.connect(
-                    self.config.database_url, autocommit=True, connect_timeout=5
+                    self.config.database_url,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=dispatcher_name(self.config.executor_id),
                 ) as conn:
-                    conn.execute(f"LISTEN {ENQUEUE_CHANNEL}")
+                    conn.execute(f"LISTEN {ENQUEUE_CHANNEL}")  # the first thing it does
                     while not self.stop.is_set():
-                        self.dispatch()
+                        self.dispatch(conn)
                         # Until a run is queued (a burst of them is one wake-up), or the poll.
                         interval = self.config.polling_interval_sec
                         for _ in conn.notifies(timeout=interval, stop_after=1):
@@ -185,14 +268,14 @@ class _Dispatcher(threading.Thread):
         total = self.config.concurrency + self.config.parked
         return max(0, min(self.config.concurrency - working, total - active))
 
-    def dispatch(self) -> None:
+    def dispatch(self, conn: psycopg.Connection[Any]) -> None:
         for queue in self.queues.values():
             room = self.room()
             if room <= 0 or self.stop.is_set():
                 return
             entered = SLOTS.entered
             try:
-                claimed = claim_queued(queue, room)
+                claimed = claim_queued(conn, queue.name, room)
             except Exception:  # the next round tries again
                 log.warning("could not claim queued runs of %s", queue.name, exc_info=True)
                 continue
@@ -278,6 +361,7 @@ def run_worker(config: WorkerConfig) -> None:
     DBOS(config=dbos_config(config.database_url, config.executor_id))
     DBOS.listen_queues([])  # FireFlow's queues are taken by the dispatcher (below)
     DBOS.launch()
+    gc.freeze()  # the loaded code lives as long as the process: no full collection scans it
     queues = {
         name: DBOS.register_queue(
             name,

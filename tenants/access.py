@@ -61,6 +61,8 @@ def workspace_role_of(ctx: OrgContext, workspace: Workspace) -> WorkspaceRole | 
     """The role the actor of `ctx` holds on `workspace` (None: it may not see it)."""
     if workspace.org_id != ctx.org.id:
         return None
+    if ctx.key_workspace_id is None and ctx.role in MANAGER_ROLES:
+        return WorkspaceRole.OWNER  # as workspace_roles has it, without reading it again
     return workspace_roles(ctx, only=workspace.id).get(workspace.id)
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
@@ -39,11 +40,16 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     key = (
         ApiKey.objects.select_related("user", "org")
         .filter(prefix=prefix, revoked_at__isnull=True)
+        .annotate(
+            member=Exists(
+                Membership.objects.filter(org_id=OuterRef("org_id"), user_id=OuterRef("user_id"))
+            )
+        )
         .first()
     )
     if key is None or not digests_match(raw, key.key_hash) or not key.user.is_active:
         return None
-    if not Membership.objects.filter(org_id=key.org_id, user_id=key.user_id).exists():
+    if not key.member:  # type: ignore[attr-defined]
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:

@@ -82,6 +82,7 @@ hub = _Hub()
 
 
 def _read(run_id: str, after: int) -> tuple[list[tuple[Any, ...]], str | None]:
+    """The run's events after `after` (a page); when there are none, its DBOS status."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT seq, type, node, port, payload FROM fireflow.run_event "
@@ -89,6 +90,8 @@ def _read(run_id: str, after: int) -> tuple[list[tuple[Any, ...]], str | None]:
             [run_id, after],
         )
         rows = cursor.fetchall()
+        if rows:
+            return rows, None  # the status matters once the events are all read
         cursor.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", [run_id])
         status = cursor.fetchone()
     return rows, status[0] if status else None

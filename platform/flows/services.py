@@ -214,7 +214,13 @@ def run_start(
             raise Conflict("The flow has no saved version yet: save it first.", code="no_version")
     _check_inputs(version, inputs)
     subflows = pin_subflows(wctx.workspace.id, version.document)
-    _check_node_rules_for_run(wctx, version, [version.document, *subflows.values()])
+    policy = _policy(wctx.workspace)
+    _check_node_rules_for_run(
+        wctx,
+        version,
+        [version.document, *subflows.values()],
+        list(policy.node_rules) if policy else [],
+    )
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -227,7 +233,7 @@ def run_start(
                 inputs=inputs,
                 idempotency_key=idempotency_key,
             )
-            _enqueue(run, version.document, subflows)
+            _enqueue(run, version.document, subflows, policy)
     except IntegrityError:
         existing = Run.objects.filter(
             workspace=wctx.workspace, caller=caller, idempotency_key=idempotency_key
@@ -289,7 +295,8 @@ def app_run_start(
     refuse_if_halted(workspace)
     _check_inputs(version, inputs)
     subflows = pin_subflows(workspace.id, version.document)
-    rules = node_rules(workspace=workspace)
+    policy = _policy(workspace)
+    rules = list(policy.node_rules) if policy else []
     if rules:
         role = member_role(workspace=workspace, user_id=owner_id)
         _refuse_nodes(
@@ -309,17 +316,21 @@ def app_run_start(
             inputs=inputs,
         )
         link(run)
-        _enqueue(run, version.document, subflows)
+        _enqueue(run, version.document, subflows, policy)
     return run
 
 
 def _check_node_rules_for_run(
-    wctx: WorkspaceContext, version: FlowVersion, documents: list[dict[str, Any]]
+    wctx: WorkspaceContext,
+    version: FlowVersion,
+    documents: list[dict[str, Any]],
+    rules: list[dict[str, Any]] | None = None,
 ) -> None:
     """Refuse a run whose nodes (its called flows' included) the node rules refuse to the
     caller (403) or, since the rules changed after it was saved, to the version's author
-    (422). The worker checks again as each node runs."""
-    rules = node_rules(workspace=wctx.workspace)
+    (422). The worker checks again as each node runs. `rules`: as already read, if they were."""
+    if rules is None:
+        rules = node_rules(workspace=wctx.workspace)
     if not rules:
         return
     author_role = member_role(workspace=wctx.workspace, user_id=version.author_id)
@@ -494,8 +505,7 @@ def _check_same_request(
         )
 
 
-def _meta(run: Run, subflows: dict[str, Any]) -> dict[str, Any]:
-    policy = NetworkPolicy.objects.filter(workspace_id=run.workspace_id).first()
+def _meta(run: Run, subflows: dict[str, Any], policy: NetworkPolicy | None) -> dict[str, Any]:
     return {
         "subflows": subflows,
         "http_allow": policy.http_allow if policy else [],
@@ -509,9 +519,17 @@ def _meta(run: Run, subflows: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _enqueue(run: Run, document: dict[str, Any], subflows: dict[str, Any]) -> None:
+def _policy(workspace: Workspace) -> NetworkPolicy | None:
+    """The workspace's network allow list and node rules (None: it has set neither)."""
+    return NetworkPolicy.objects.filter(workspace_id=workspace.id).first()
+
+
+def _enqueue(
+    run: Run, document: dict[str, Any], subflows: dict[str, Any], policy: NetworkPolicy | None
+) -> None:
+    """Queue the run in the caller's transaction (`policy`: `_policy` of its workspace)."""
     sql, params = engine.enqueue_run_sql(
-        run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run, subflows)
+        run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run, subflows, policy)
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 import engine
+from engine._worker import dispatcher_name
 from tests.engine.harness import (
     Worker,
     chain,
@@ -301,10 +302,11 @@ def test_queued_runs_and_their_children_start_without_waiting_for_a_poll(url: st
 
 
 def _listening(url: str) -> bool:
+    """The worker's dispatcher connection has run a statement: LISTEN is its first."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query = %s",
-            (f"LISTEN {engine.ENQUEUE_CHANNEL}",),
+            "AND application_name = %s AND query <> ''",
+            (dispatcher_name("wake-1"),),
         ).fetchone()
     return bool(row and row[0])
