@@ -31,7 +31,7 @@ from dbos import DBOS  # noqa: E402
 import engine  # noqa: E402
 from engine import Effect, NodeContext, NodeType, Port, PortType  # noqa: E402
 from engine._durable import configure_event_store, run_workflow  # noqa: E402
-from engine._worker import dbos_config  # noqa: E402
+from engine._worker import dbos_config, dispatcher_name  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
 QUEUED_RUNS = int(os.environ.get("BENCH_QUEUED_RUNS", "400"))  # 0 skips the queue figures
@@ -186,9 +186,10 @@ def scratch_database() -> tuple[str, str]:
     return server, urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
 
 
-def queued_throughput(url: str, workers: int) -> float:
+def queued_throughput(url: str, workers: int) -> tuple[float, float]:
     """Runs per second through the queue: start `workers` processes and wait until each is
-    up (listening for queued runs), enqueue QUEUED_RUNS, time until every run has finished."""
+    up (listening for queued runs), enqueue QUEUED_RUNS, time until every run has finished.
+    Also how many of the machine's cores were busy meanwhile (workers, PostgreSQL, this)."""
     document = {
         "schema": 1,
         "nodes": [
@@ -223,6 +224,7 @@ def queued_throughput(url: str, workers: int) -> float:
                     raise RuntimeError("the workers did not come up")
                 time.sleep(0.1)
             started = time.perf_counter()
+            busy_before, _ = busy_cores()
             with conn.transaction():
                 for i in range(QUEUED_RUNS):
                     sql, params = engine.enqueue_run_sql(
@@ -238,7 +240,8 @@ def queued_throughput(url: str, workers: int) -> float:
                 if done >= QUEUED_RUNS:
                     break
                 time.sleep(0.02)
-        return QUEUED_RUNS / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return QUEUED_RUNS / seconds, (busy_cores()[0] - busy_before) / seconds
     finally:
         for proc in procs:
             proc.terminate()
@@ -247,12 +250,22 @@ def queued_throughput(url: str, workers: int) -> float:
 
 
 def _listening(conn: psycopg.Connection[Any]) -> int:
-    """How many workers wait for queued runs (each LISTENs on the enqueue channel)."""
+    """How many workers wait for queued runs: their dispatcher connections have run a
+    statement (LISTEN on the enqueue channel is the first)."""
     row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
-        (f"LISTEN {engine.ENQUEUE_CHANNEL}",),
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name LIKE %s AND query <> ''",
+        (dispatcher_name("%"),),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, in seconds (Linux /proc/stat)."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 async def main() -> None:
@@ -317,11 +330,17 @@ async def main() -> None:
         DBOS.destroy()
         if QUEUED_RUNS <= 0:
             return
-        one = queued_throughput(url, 1)
-        two = queued_throughput(url, 2)
+        one, one_busy = queued_throughput(url, 1)
+        two, two_busy = queued_throughput(url, 2)
         print(
             f"\nQueued runs/s ({QUEUED_RUNS} runs of 3 nodes): one worker {one:6.1f}, "
             f"two workers {two:6.1f}, ratio {two / one:4.2f} (target >= 1.8)"
+        )
+        cores = os.cpu_count() or 1
+        print(
+            f"  cores busy meanwhile (workers, PostgreSQL, this script; of {cores}): "
+            f"one worker {one_busy:4.2f}, two workers {two_busy:4.2f}; the most two workers "
+            f"could gain on this machine at one worker's cost per run: {cores / one_busy:4.2f}x"
         )
     finally:
         with psycopg.connect(server, autocommit=True) as conn:

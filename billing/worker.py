@@ -103,46 +103,48 @@ class CostControl(PooledAdapter):
     ) -> None:
         amount = max(int(max_cost_micros), 0)
         pool = await self._open()
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn:
             scope = await self._scope(conn, run_id)
             if scope is None:
                 return  # not a platform run (engine tests): no budgets apply
             periods = await _current_periods(conn, scope)
             if not periods:
-                return
-            ids = [p["id"] for p in periods]
-            await _lock(conn, ids)
-            # Holds that expired (their worker died) and this call's own earlier hold (its
-            # step runs again) are freed before the call is held anew.
-            await _free_holds(
-                conn,
-                f"period_id = ANY(%(ids)s) AND (expires_at < now() OR ({_THIS_CALL}))",
-                {"ids": ids, **_call(run_id, node_id, call_index)},
-            )
-            for period in periods:
-                cursor = await conn.execute(
-                    "UPDATE billing_budgetperiod SET reserved_micros = reserved_micros + %s "
-                    "WHERE id = %s AND spent_micros + reserved_micros + %s <= %s",
-                    (amount, period["id"], max(amount, 1), period["limit"]),
+                return  # no budget covers the call: no transaction to hold it in
+            # The limits are checked by the UPDATEs, under the periods' locks.
+            async with conn.transaction():
+                ids = [p["id"] for p in periods]
+                await _lock(conn, ids)
+                # Holds that expired (their worker died) and this call's own earlier hold (its
+                # step runs again) are freed before the call is held anew.
+                await _free_holds(
+                    conn,
+                    f"period_id = ANY(%(ids)s) AND (expires_at < now() OR ({_THIS_CALL}))",
+                    {"ids": ids, **_call(run_id, node_id, call_index)},
                 )
-                if cursor.rowcount == 0:
-                    refusal = await _refusal(conn, period, amount, provider, model)
-                    if period["action"] != "pause":
-                        raise engine.NodeError(refusal)
-                    if not approved:
-                        raise engine.BudgetPaused(refusal)
-                    # A person approved spend past this budget for the step: held all the same.
-                    await conn.execute(
+                for period in periods:
+                    cursor = await conn.execute(
                         "UPDATE billing_budgetperiod SET reserved_micros = reserved_micros + %s "
-                        "WHERE id = %s",
-                        (amount, period["id"]),
+                        "WHERE id = %s AND spent_micros + reserved_micros + %s <= %s",
+                        (amount, period["id"], max(amount, 1), period["limit"]),
                     )
-            await conn.cursor().executemany(
-                "INSERT INTO billing_budgethold (period_id, run_key, node_id, call_index, "
-                "amount_micros, expires_at) VALUES (%s, %s, %s, %s, %s, "
-                "now() + make_interval(mins => %s))",
-                [(pid, run_id, node_id, call_index, amount, HOLD_MINUTES) for pid in ids],
-            )
+                    if cursor.rowcount == 0:
+                        refusal = await _refusal(conn, period, amount, provider, model)
+                        if period["action"] != "pause":
+                            raise engine.NodeError(refusal)
+                        if not approved:
+                            raise engine.BudgetPaused(refusal)
+                        # A person approved spend past this budget for the step: held all the same.
+                        await conn.execute(
+                            "UPDATE billing_budgetperiod "
+                            "SET reserved_micros = reserved_micros + %s WHERE id = %s",
+                            (amount, period["id"]),
+                        )
+                await conn.cursor().executemany(
+                    "INSERT INTO billing_budgethold (period_id, run_key, node_id, call_index, "
+                    "amount_micros, expires_at) VALUES (%s, %s, %s, %s, %s, "
+                    "now() + make_interval(mins => %s))",
+                    [(pid, run_id, node_id, call_index, amount, HOLD_MINUTES) for pid in ids],
+                )
 
     async def release(self, run_id: str, node_id: str, call_index: int) -> None:
         pool = await self._open()
