@@ -24,6 +24,7 @@ from ._document import FlowDocument
 from ._events import Event, EventType
 from ._human import HumanDesk, HumanHub
 from ._planner import Plan, plan, topological_order
+from ._ports import PortType
 from ._registry import (
     BudgetPaused,
     Effect,
@@ -318,6 +319,9 @@ async def _execute_node_step(
         meta = {**meta, "http_allow": policy.http_allow}
         refused = policy.refusal
     attempt = _Attempt(store, run_id, node["id"], emit)
+    if any(p.type is PortType.STREAM for p in _output_ports(cls, node["config"]).values()):
+        # Its first chunk carries the attempt: asked for now, not on the first token's way.
+        attempt.ask()
     secrets = _StepSecrets(run_id, node["id"], meta)
     human = (
         HumanDesk(store, _state.human, run_id, node["id"], meta.get("workspace"))
@@ -441,10 +445,16 @@ class _Attempt:
         self._emit = emit
         self._value: asyncio.Future[int] | None = None
 
-    async def get(self) -> int:
+    def ask(self) -> "asyncio.Future[int]":
+        """Ask (once) without waiting for the answer."""
         if self._value is None:
             self._value = asyncio.ensure_future(self._first())
-        return await asyncio.shield(self._value)
+            # A step that ends before it needs the answer does not leave its error unread.
+            self._value.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return self._value
+
+    async def get(self) -> int:
+        return await asyncio.shield(self.ask())
 
     async def _first(self) -> int:
         number = await self._store.next_attempt(self._run_id, self._node_id)
