@@ -107,15 +107,15 @@ def recover_executor_runs(dead_executor_id: str) -> int:
 # FireFlow's are. The row is updated as DBOS's claim updates it (PENDING, this executor, the
 # claim's owner token, started now, the dispatch counted against the dead-letter limit, the
 # deadline of a workflow timeout set). Runs carry the application version they were queued
-# for; one without a version (queued by DBOS without one) is run by any worker, as DBOS does
-# on a database where one version is registered. SKIP LOCKED: workers claim from one queue at
-# once and each run goes to one.
+# for; one without a version (a fork: DBOS queues it without one) is run by any worker, as
+# DBOS does while one version is registered. Rows of other DBOS applications are left
+# alone. SKIP LOCKED: workers claim from one queue at once and each run goes to one.
 _CLAIM_SQL = """
 WITH picked AS (
     SELECT workflow_uuid FROM dbos.workflow_status
     WHERE queue_name = %(queue)s AND status = 'ENQUEUED'
       AND (application_version = %(version)s OR application_version IS NULL)
-      AND (application_name = %(app)s OR application_name IS NULL)
+      AND (%(app)s::text IS NULL OR application_name = %(app)s OR application_name IS NULL)
     ORDER BY priority, created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
