@@ -224,7 +224,7 @@ def queued_throughput(url: str, workers: int) -> tuple[float, float]:
                     raise RuntimeError("the workers did not come up")
                 time.sleep(0.1)
             started = time.perf_counter()
-            busy_before, _ = busy_cores()
+            busy_before = busy_cores()
             with conn.transaction():
                 for i in range(QUEUED_RUNS):
                     sql, params = engine.enqueue_run_sql(
@@ -241,7 +241,7 @@ def queued_throughput(url: str, workers: int) -> tuple[float, float]:
                     break
                 time.sleep(0.02)
         seconds = time.perf_counter() - started
-        return QUEUED_RUNS / seconds, (busy_cores()[0] - busy_before) / seconds
+        return QUEUED_RUNS / seconds, (busy_cores() - busy_before) / seconds
     finally:
         for proc in procs:
             proc.terminate()
@@ -260,12 +260,11 @@ def _listening(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def busy_cores() -> tuple[float, float]:
-    """(busy, total) CPU time of the whole machine so far, in seconds (Linux /proc/stat)."""
+def busy_cores() -> float:
+    """Busy CPU time of the whole machine so far, all cores, in seconds (/proc/stat)."""
     fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    ticks = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:

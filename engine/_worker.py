@@ -353,8 +353,9 @@ class _Watchdog(threading.Thread):
         # Shelved runs whose deadline has come are queued again (one worker takes each);
         # after the takeover, so a failure here does not hold that up.
         try:
-            if woken := wake_due(c.cursor()):
-                log.info("%d shelved run(s) due: queued again", woken)
+            with c.cursor() as cursor:
+                if woken := wake_due(cursor):
+                    log.info("%d shelved run(s) due: queued again", woken)
         except psycopg.Error:
             log.warning("could not look for shelved runs that are due", exc_info=True)
 

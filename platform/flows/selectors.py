@@ -183,14 +183,19 @@ def run_events(
     ]
 
 
+def network_policy(*, workspace: Workspace) -> NetworkPolicy | None:
+    """The workspace's network allow list and node rules (None: it has set neither)."""
+    return NetworkPolicy.objects.filter(workspace=workspace).first()
+
+
 def network_allow(*, wctx: WorkspaceContext) -> list[str]:
-    policy = NetworkPolicy.objects.filter(workspace=wctx.workspace).first()
+    policy = network_policy(workspace=wctx.workspace)
     return list(policy.http_allow) if policy else []
 
 
 def node_rules(*, workspace: Workspace) -> list[dict[str, Any]]:
     """The workspace's node rules (see flows.node_rules); empty: every node type allowed."""
-    policy = NetworkPolicy.objects.filter(workspace=workspace).first()
+    policy = network_policy(workspace=workspace)
     return list(policy.node_rules) if policy else []
 
 

@@ -21,7 +21,14 @@ from tenants.roles import WorkspaceRole
 from . import engine_bridge
 from . import node_rules as rules_
 from .models import Flow, FlowVersion, NetworkPolicy, Run
-from .selectors import flow_get, member_role, node_rule_issues, node_rules, run_get_row
+from .selectors import (
+    flow_get,
+    member_role,
+    network_policy,
+    node_rule_issues,
+    node_rules,
+    run_get_row,
+)
 
 
 def _require_active(wctx: WorkspaceContext) -> None:
@@ -214,7 +221,7 @@ def run_start(
             raise Conflict("The flow has no saved version yet: save it first.", code="no_version")
     _check_inputs(version, inputs)
     subflows = pin_subflows(wctx.workspace.id, version.document)
-    policy = _policy(wctx.workspace)
+    policy = network_policy(workspace=wctx.workspace)
     _check_node_rules_for_run(
         wctx,
         version,
@@ -295,7 +302,7 @@ def app_run_start(
     refuse_if_halted(workspace)
     _check_inputs(version, inputs)
     subflows = pin_subflows(workspace.id, version.document)
-    policy = _policy(workspace)
+    policy = network_policy(workspace=workspace)
     rules = list(policy.node_rules) if policy else []
     if rules:
         role = member_role(workspace=workspace, user_id=owner_id)
@@ -519,15 +526,10 @@ def _meta(run: Run, subflows: dict[str, Any], policy: NetworkPolicy | None) -> d
     }
 
 
-def _policy(workspace: Workspace) -> NetworkPolicy | None:
-    """The workspace's network allow list and node rules (None: it has set neither)."""
-    return NetworkPolicy.objects.filter(workspace_id=workspace.id).first()
-
-
 def _enqueue(
     run: Run, document: dict[str, Any], subflows: dict[str, Any], policy: NetworkPolicy | None
 ) -> None:
-    """Queue the run in the caller's transaction (`policy`: `_policy` of its workspace)."""
+    """Queue the run in the caller's transaction (`policy`: its workspace's `network_policy`)."""
     sql, params = engine.enqueue_run_sql(
         run_id=str(run.id), document=document, inputs=run.inputs, meta=_meta(run, subflows, policy)
     )

@@ -214,6 +214,18 @@ def test_removing_the_user_from_the_org_kills_their_keys(client_for, bearer) -> 
     assert ApiKey.objects.filter(user=admin, revoked_at__isnull=True).count() == 0
 
 
+def test_a_key_whose_owner_is_no_longer_a_member_is_refused_even_unrevoked(bearer) -> None:
+    """The membership is checked on every request, not only by revoking keys on removal."""
+    fx = make_org()
+    admin = fx.add_member(OrgRole.ADMIN)
+    _key, raw = make_api_key(admin, fx.org)
+    assert bearer(raw).get("/api/auth/me").status_code == 200
+    Membership.objects.filter(org=fx.org, user=admin).delete()  # its keys left as they were
+    assert ApiKey.objects.filter(user=admin, revoked_at__isnull=True).count() == 1
+    assert bearer(raw).get("/api/auth/me").status_code == 401
+    assert bearer(raw).get(f"/api/orgs/{fx.org.slug}").status_code == 401
+
+
 def test_removing_a_workspace_role_kills_the_users_keys_for_it(client_for, bearer) -> None:
     fx = make_org()
     member = fx.add_member(OrgRole.MEMBER)
