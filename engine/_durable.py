@@ -1,10 +1,13 @@
 """Durable runs on DBOS: a run is one workflow; each node with an effect is one step.
 
 Determinism: step ids are reserved up front, in the flow's topological order, for every
-node with an effect (`DBOS.reserve_step`). Each node then runs its step at its own id
-whenever its inputs are ready, so concurrent branches finish in any order and a replay still
-finds every checkpoint where it left it. Pure nodes run inside the workflow and are simply
-recomputed on replay. Workflow inputs and step outputs hold flow data only, never secrets.
+node with an effect. Each node then runs its step at its own id whenever its inputs are
+ready, so concurrent branches finish in any order and a replay still finds every checkpoint
+where it left it. A node's step is looked up and recorded in batches with the steps of the
+worker's other nodes and runs (engine/_checkpoints.py, in DBOS's own table); a node that
+checkpoints as it goes (`runs_in_workflow`) uses DBOS's `reserve_step` instead. Pure nodes
+run inside the workflow and are simply recomputed on replay. Workflow inputs and step
+outputs hold flow data only, never secrets.
 
 The platform enqueues runs with `enqueue_run_sql` inside its own transaction (the Run row
 and the queue entry commit together); workers launch DBOS with `launch_worker`."""
@@ -17,9 +20,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbos import DBOS, StepOptions, WorkflowSerializationFormat
+from dbos import DBOS, WorkflowSerializationFormat
+from dbos._context import DBOSContext
+from dbos._dbos import StepReservation
 from psycopg.types.json import Jsonb
 
+from ._checkpoints import StepBook, reserve
 from ._document import FlowDocument
 from ._events import Event, EventType
 from ._human import HumanDesk, HumanHub
@@ -84,6 +90,7 @@ class _WorkerState:
     human: HumanHub | None = None
     # Opening the pool once, whichever run (recovered runs start together) asks first.
     opening: "asyncio.Future[None] | None" = None
+    book: StepBook | None = None  # node steps' checkpoints, on the store's pool
 
 
 _state: _WorkerState | None = None
@@ -118,6 +125,15 @@ async def _store() -> PostgresEventStore:
         _state.opening = asyncio.ensure_future(_state.store.open())
     await asyncio.shield(_state.opening)
     return _state.store
+
+
+def _book() -> StepBook:
+    """The worker's step checkpoints (after `_store()`: on its pool, on DBOS's loop)."""
+    if _state is None:
+        raise RuntimeError("the worker has no event store: call configure_event_store first")
+    if _state.book is None:
+        _state.book = StepBook(_state.store.pool)
+    return _state.book
 
 
 class _BufferedSink:
@@ -638,11 +654,24 @@ async def run_workflow(
     parsed = parse_flow(document)
     steps = meta.get("steps")
     order = list(steps) if isinstance(steps, list) else _step_order(parsed)
-    reservations = {node_id: DBOS.reserve_step() for node_id in order}
-    ids = [r.step_id for r in reservations.values()]
+    # DBOS's own reservations for the nodes that checkpoint inside the workflow; the others'
+    # steps are checkpointed in batches (engine/_checkpoints.py). One sequence of ids.
+    types = {spec.id: node_type(spec.type) for spec in parsed.nodes}
+    reservations: dict[str, StepReservation | DBOSContext] = {}
+    for node_id in order:
+        cls = types.get(node_id)
+        reservations[node_id] = (
+            DBOS.reserve_step() if cls is not None and cls.runs_in_workflow else reserve()
+        )
+    ids = [
+        r.step_id if isinstance(r, StepReservation) else r.function_id
+        for r in reservations.values()
+    ]
     if ids != list(range(FIRST_STEP_ID, FIRST_STEP_ID + len(ids))):
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
-    sink = _BufferedSink(await _store(), run_id)
+    store = await _store()
+    book = _book()
+    sink = _BufferedSink(store, run_id)
     connected, _ = live_streams(parsed)
 
     presence = begin_presence(run_id)  # shelved when it only waits (engine/_shelf.py)
@@ -661,27 +690,25 @@ async def run_workflow(
         reservation = reservations.get(node.spec.id)
         if reservation is None:
             return await node.cls().execute(node.spec.config, values, ctx)
-        if node.cls.runs_in_workflow:
-            step_name: StepOptions = {"name": f"node:{node.spec.id}"}
+        step_name = f"node:{node.spec.id}"
+        if isinstance(reservation, StepReservation):  # the node checkpoints as it goes
+            in_workflow = reservation
 
             async def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
-                return await reservation.run_async(step_name, fn, *args)
+                return await in_workflow.run_async({"name": step_name}, fn, *args)
 
             durable = NodeContext(ctx.run_id, ctx.node_id, meta, checkpoint=checkpoint)
             return await node.cls().execute(node.spec.config, values, durable)
-        outputs: dict[str, Any] = await reservation.run_async(
-            {"name": f"node:{node.spec.id}"},
-            _execute_node_step,
-            run_id,
-            {
-                "id": node.spec.id,
-                "type": node.spec.type,
-                "config": dict(node.spec.config),
-                "streams": sorted(connected.get(node.spec.id, ())),
-            },
-            values,
-            meta,
-            ctx.emit,
+        spec = {
+            "id": node.spec.id,
+            "type": node.spec.type,
+            "config": dict(node.spec.config),
+            "streams": sorted(connected.get(node.spec.id, ())),
+        }
+        outputs: dict[str, Any] = await book.run(
+            reservation,
+            step_name,
+            lambda: _execute_node_step(run_id, spec, values, meta, ctx.emit),
         )
         return outputs
 

@@ -213,6 +213,11 @@ class PostgresEventStore:
         )
         self._retry_for = retry_for
 
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        """The store's connections (autocommit), for the engine's other statements."""
+        return self._pool
+
     async def open(self) -> None:
         await self._pool.open(wait=True)
 
