@@ -8,6 +8,7 @@ no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events
 
 import asyncio
 import logging
+import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -198,6 +199,19 @@ def event_key(event: Event) -> str:
     return ":".join(part or "" for part in (event.type.value, event.node, event.port))
 
 
+async def _check_if_told(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check of a connection it hands out, without a round trip while the server
+    has said nothing: a server that restarted or dropped the connection has sent its goodbye
+    or closed the socket, which makes the socket readable; only then is the connection tried
+    (and replaced when broken). These connections listen to nothing, so nothing else arrives
+    unasked. (`check_connection`'s empty query was a round trip before every statement.)"""
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class PostgresEventStore:
     """Writes run events to fireflow.run_event through an async connection pool."""
 
@@ -208,7 +222,7 @@ class PostgresEventStore:
             min_size=1,
             max_size=max_size,
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=_check_if_told,
             kwargs={"connect_timeout": 5, "autocommit": True},
         )
         self._retry_for = retry_for

@@ -1,6 +1,7 @@
 """PostgreSQL restarted mid-run (SECURITY.md durable execution 3): the run finishes once the
 database is back, and its event stream has no gap and no duplicate."""
 
+import asyncio
 import logging
 import os
 import signal
@@ -14,7 +15,8 @@ import pytest
 from dbos import DBOS
 
 import engine
-from tests.engine.harness import Worker, enqueue, wait_for, wait_terminal
+from engine._store import PostgresEventStore
+from tests.engine.harness import Worker, enqueue, fresh_database, wait_for, wait_terminal
 from tests.engine.plugin_nodes import LEDGER_DDL
 
 pytestmark = pytest.mark.durability
@@ -89,3 +91,37 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use() -> None:
+    """The event store's pool hands out no connection the server has closed (the statement
+    would fail): it checks a connection only when the server has said something on it."""
+
+    async def scenario(url: str) -> tuple[int, int, int]:
+        store = PostgresEventStore(url, max_size=1)
+        await store.open()
+        try:
+            first = await store.fetchone("SELECT pg_backend_pid()", [])
+            assert first is not None
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first[0],))
+                wait_for(
+                    lambda: (
+                        not admin.execute(
+                            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first[0],)
+                        ).fetchone()
+                    ),
+                    10,
+                    "the backend to end",
+                )
+            second = await store.fetchone("SELECT pg_backend_pid()", [])
+            third = await store.fetchone("SELECT pg_backend_pid()", [])
+            assert second is not None and third is not None
+            return first[0], second[0], third[0]
+        finally:
+            await store.close()
+
+    with fresh_database() as url:
+        dropped, replaced, kept = asyncio.run(scenario(url))
+    assert replaced != dropped  # a new connection, and the statement on it worked
+    assert kept == replaced  # a healthy connection is kept (checked without a query)
