@@ -116,7 +116,8 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use() -> None
                 )
             second = await store.fetchone("SELECT pg_backend_pid()", [])
             third = await store.fetchone("SELECT pg_backend_pid()", [])
-            assert second is not None and third is not None
+            assert second is not None
+            assert third is not None
             return first[0], second[0], third[0]
         finally:
             await store.close()
