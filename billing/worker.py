@@ -38,14 +38,43 @@ COST_ROLES = ("owner", "admin", "billing")
 
 # The budgets covering a call of a run (org, workspace, caller and flow of the run, and the
 # mini-app a visitor started it through).
-_COVERING = (
-    "b.org_id = %(org)s AND b.enabled AND (b.scope = 'org' "
-    "OR (b.scope = 'workspace' AND b.workspace_id = %(ws)s) "
-    "OR (b.scope = 'user' AND b.user_id = %(user)s) "
-    "OR (b.scope = 'flow' AND b.flow_id = %(flow)s) "
-    "OR (b.scope = 'app' AND b.app_id = %(app)s))"
+_COVERING_TEMPLATE = (
+    "b.org_id = {org} AND b.enabled AND (b.scope = 'org' "
+    "OR (b.scope = 'workspace' AND b.workspace_id = {ws}) "
+    "OR (b.scope = 'user' AND b.user_id = {user}) "
+    "OR (b.scope = 'flow' AND b.flow_id = {flow}) "
+    "OR (b.scope = 'app' AND b.app_id = {app}))"
+)
+_COVERING = _COVERING_TEMPLATE.format(
+    org="%(org)s", ws="%(ws)s", user="%(user)s", flow="%(flow)s", app="%(app)s"
 )
 _CURRENT = "date_trunc(b.period, now(), 'UTC')"
+_PERIOD_COLUMNS = (
+    "p.id, b.id, b.name, b.scope, b.period, b.limit_micros, b.thresholds, p.period_start, b.action"
+)
+# The run's tenant, workspace, flow, caller and mini-app, and the kill switch that halts it
+# now (its workspace's or its organisation's): `s` below.
+_SCOPE = (
+    "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id, k.reason, kw.name AS halted, "
+    "a.app_id FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
+    "LEFT JOIN miniapps_apprun a ON a.run_id = r.id "
+    "LEFT JOIN LATERAL (SELECT reason, workspace_id FROM billing_killswitch "
+    "  WHERE org_id = w.org_id AND lifted_at IS NULL "
+    "  AND (workspace_id IS NULL OR workspace_id = r.workspace_id) "
+    "  ORDER BY workspace_id NULLS FIRST LIMIT 1) k ON true "
+    "LEFT JOIN tenants_workspace kw ON kw.id = k.workspace_id "
+    "WHERE r.id = %(root)s"
+)
+# The scope and the current period of every budget covering it, in one read (one row with
+# the budget columns NULL when none does).
+_SCOPE_AND_PERIODS = (
+    f"WITH s AS ({_SCOPE}) SELECT s.*, {_PERIOD_COLUMNS} FROM s "  # noqa: S608 (constants)
+    "LEFT JOIN billing_budget b ON "
+    + _COVERING_TEMPLATE.format(
+        org="s.org_id", ws="s.workspace_id", user="s.caller_id", flow="s.flow_id", app="s.app_id"
+    )
+    + f" LEFT JOIN billing_budgetperiod p ON p.budget_id = b.id AND p.period_start = {_CURRENT}"
+)
 
 
 def dollars(micros: int) -> str:
@@ -59,33 +88,29 @@ class CostControl(PooledAdapter):
     def __init__(self, database_url: str) -> None:
         super().__init__(database_url, max_size=4)
 
-    async def _scope(self, conn: AsyncConnection[Any], run_id: str) -> dict[str, Any] | None:
-        """The tenant, workspace, flow and caller of the run a user started, and the kill
-        switch that halts it now (its workspace's or its organisation's), in one read."""
+    async def _scope(
+        self, conn: AsyncConnection[Any], run_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The run's scope (see `_SCOPE`; NodeError if a kill switch halts it now) and the
+        current periods of the budgets covering it, in one read; None for a run the platform
+        did not start."""
         root = root_run_id(run_id)
         if root is None:
             return None
-        cursor = await conn.execute(
-            "SELECT w.org_id, r.workspace_id, r.flow_id, r.caller_id, k.reason, kw.name, a.app_id "
-            "FROM flows_run r JOIN tenants_workspace w ON w.id = r.workspace_id "
-            "LEFT JOIN miniapps_apprun a ON a.run_id = r.id "
-            "LEFT JOIN LATERAL (SELECT reason, workspace_id FROM billing_killswitch "
-            "  WHERE org_id = w.org_id AND lifted_at IS NULL "
-            "  AND (workspace_id IS NULL OR workspace_id = r.workspace_id) "
-            "  ORDER BY workspace_id NULLS FIRST LIMIT 1) k ON true "
-            "LEFT JOIN tenants_workspace kw ON kw.id = k.workspace_id "
-            "WHERE r.id = %s",
-            (root,),
-        )
-        row = await cursor.fetchone()
-        if row is None:
+        rows = await (await conn.execute(_SCOPE_AND_PERIODS, {"root": root})).fetchall()
+        if not rows:
             return None
+        row = rows[0]
         if row[4] is not None:
             where = f"workspace '{row[5]}'" if row[5] else "the organisation"
             raise engine.NodeError(
                 f"halted by the kill switch on {where}: {row[4]} (an admin lifts it in the console)"
             )
-        return {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3], "app": row[6]}
+        scope = {"org": row[0], "ws": row[1], "flow": row[2], "user": row[3], "app": row[6]}
+        covering = [r[7:] for r in rows if r[8] is not None]
+        if any(r[0] is None for r in covering):  # a period has just begun: create its rows
+            return scope, await _current_periods(conn, scope)
+        return scope, [_period(r) for r in covering]
 
     # engine.SpendGate ---------------------------------------------------------------------
 
@@ -104,10 +129,10 @@ class CostControl(PooledAdapter):
         amount = max(int(max_cost_micros), 0)
         pool = await self._open()
         async with pool.connection() as conn:
-            scope = await self._scope(conn, run_id)
-            if scope is None:
+            found = await self._scope(conn, run_id)
+            if found is None:
                 return  # not a platform run (engine tests): no budgets apply
-            periods = await _current_periods(conn, scope)
+            _, periods = found
             if not periods:
                 return  # no budget covers the call: no transaction to hold it in
             # The limits are checked by the UPDATEs, under the periods' locks.
@@ -240,8 +265,7 @@ async def _current_periods(
     """The current period of every budget covering the call; the rows of a period that has
     just begun are created first (one read when they exist, as they mostly do)."""
     select = (
-        "SELECT p.id, b.id, b.name, b.scope, b.period, b.limit_micros, b.thresholds, "  # noqa: S608
-        "p.period_start, b.action FROM billing_budget b LEFT JOIN billing_budgetperiod p "
+        f"SELECT {_PERIOD_COLUMNS} FROM billing_budget b LEFT JOIN billing_budgetperiod p "  # noqa: S608
         f"ON p.budget_id = b.id AND p.period_start = {_CURRENT} WHERE {_COVERING}"
     )
     rows = await (await conn.execute(select, scope)).fetchall()
@@ -253,20 +277,22 @@ async def _current_periods(
             scope,
         )
         rows = await (await conn.execute(select, scope)).fetchall()
-    return [
-        {
-            "id": r[0],
-            "budget": r[1],
-            "name": r[2],
-            "scope": r[3],
-            "period": r[4],
-            "limit": r[5],
-            "thresholds": r[6],
-            "start": r[7],
-            "action": r[8],
-        }
-        for r in rows
-    ]
+    return [_period(r) for r in rows]
+
+
+def _period(r: Sequence[Any]) -> dict[str, Any]:
+    """A row of `_PERIOD_COLUMNS`."""
+    return {
+        "id": r[0],
+        "budget": r[1],
+        "name": r[2],
+        "scope": r[3],
+        "period": r[4],
+        "limit": r[5],
+        "thresholds": r[6],
+        "start": r[7],
+        "action": r[8],
+    }
 
 
 async def _lock(conn: AsyncConnection[Any], period_ids: Sequence[int]) -> None:

@@ -147,6 +147,29 @@ SELECT workflow_uuid, function_id, completed_at_epoch_ms FROM recorded
 """
 
 
+# A step that starts this soon after its run's steps were looked up together (when the run's
+# execution began) takes that answer instead of asking again: a cancellation that came in
+# between is seen by the run's next step, as one just after a step's own lookup would be.
+FRESH_SECONDS = 0.1
+
+
+class _Ahead:
+    """One run's steps, looked up together when its execution begins."""
+
+    def __init__(self, answers: "asyncio.Future[list[Recorded | BaseException | None]]") -> None:
+        self.answers = answers
+        self.answered_at: float | None = None
+        answers.add_done_callback(self._answered)
+
+    def _answered(self, _: object) -> None:
+        self.answered_at = asyncio.get_running_loop().time()
+
+    def fresh(self) -> bool:
+        return self.answered_at is None or (
+            asyncio.get_running_loop().time() - self.answered_at < FRESH_SECONDS
+        )
+
+
 class StepBook:
     """The steps of this worker's runs, looked up and recorded in batches (one pool)."""
 
@@ -155,13 +178,39 @@ class StepBook:
         self._retry_for = retry_for
         self._lookups: Batches[_Lookup, Recorded | None] = Batches(self._lookup_all)
         self._records: Batches[_Record, None] = Batches(self._record_all)
+        self._ahead: dict[str, tuple[list[int], _Ahead]] = {}
+
+    def look_ahead(self, steps: list[DBOSContext]) -> None:
+        """Look up these steps of one run now, together (the run's execution begins): its
+        steps that start in the next FRESH_SECONDS need no lookup of their own."""
+        if not steps:
+            return
+        workflow_id = steps[0].workflow_id
+        ids = [s.function_id for s in steps]
+        answers = asyncio.gather(
+            *(self._lookups.submit(_Lookup(workflow_id, i)) for i in ids), return_exceptions=True
+        )
+        self._ahead[workflow_id] = (ids, _Ahead(answers))
+
+    def forget(self, workflow_id: str) -> None:
+        """The run's execution ended: its answers looked up ahead go."""
+        self._ahead.pop(workflow_id, None)
+
+    async def _lookup(self, workflow_id: str, step_id: int) -> Recorded | None:
+        ahead = self._ahead.get(workflow_id)
+        if ahead is not None and step_id in ahead[0] and ahead[1].fresh():
+            answer = (await asyncio.shield(ahead[1].answers))[ahead[0].index(step_id)]
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        return await self._lookups.submit(_Lookup(workflow_id, step_id))
 
     async def run(self, step: DBOSContext, name: str, body: Callable[[], Awaitable[Any]]) -> Any:
         """Run `body` as the DBOS step `step` (a context from `reserve`) named `name`:
         its recorded outcome if it has one, else its own, recorded."""
         workflow_id, step_id = step.workflow_id, step.function_id
         started_ms = int(time.time() * 1000)
-        recorded = await self._lookups.submit(_Lookup(workflow_id, step_id))
+        recorded = await self._lookup(workflow_id, step_id)
         dbos = _get_dbos_instance()
         if recorded is not None:
             if recorded.function_name != name:

@@ -671,6 +671,7 @@ async def run_workflow(
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
     store = await _store()
     book = _book()
+    book.look_ahead([r for r in reservations.values() if isinstance(r, DBOSContext)])
     sink = _BufferedSink(store, run_id)
     connected, _ = live_streams(parsed)
 
@@ -718,6 +719,7 @@ async def run_workflow(
                 parsed, inputs, run_id=run_id, events=sink, call_node=call_node, streams=_IN_STEPS
             )
     finally:
+        book.forget(run_id)
         await sink.close()
     return result_to_json(result)
 
