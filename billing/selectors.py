@@ -204,12 +204,13 @@ def webhook_list(*, ctx: OrgContext) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(org=ctx.org).order_by("created_at")
 
 
-def halt_of(workspace: Workspace) -> KillSwitch | None:
-    """The kill switch that halts `workspace` now (its own, or its organisation's)."""
-    return (
-        KillSwitch.objects.filter(org_id=workspace.org_id, lifted_at__isnull=True)
-        .filter(Q(workspace__isnull=True) | Q(workspace=workspace))
-        .select_related("workspace")
-        .order_by("workspace_id")
-        .first()
+def halts(workspace: Workspace) -> QuerySet[KillSwitch]:
+    """The kill switches that halt `workspace` now (its own, or its organisation's)."""
+    return KillSwitch.objects.filter(org_id=workspace.org_id, lifted_at__isnull=True).filter(
+        Q(workspace__isnull=True) | Q(workspace=workspace)
     )
+
+
+def halt_of(workspace: Workspace) -> KillSwitch | None:
+    """The kill switch that halts `workspace` now (the organisation's first)."""
+    return halts(workspace).select_related("workspace").order_by("workspace_id").first()

@@ -23,6 +23,7 @@ from . import node_rules as rules_
 from .models import Flow, FlowVersion, NetworkPolicy, Run
 from .selectors import (
     flow_get,
+    flow_to_run,
     member_role,
     network_policy,
     node_rule_issues,
@@ -201,7 +202,9 @@ def run_start(
     whether it is new: a retried request with the same Idempotency-Key gets the same run."""
     wctx.require(WorkspaceRole.EDITOR, action="run flows")
     _require_active(wctx)
-    refuse_if_halted(wctx.workspace)
+    target = flow_to_run(wctx=wctx, flow_id=flow_id)
+    if target.halted:
+        refuse_if_halted(wctx.workspace)  # 409, saying which switch and why
     caller = wctx.actor.user
     if idempotency_key:
         existing = Run.objects.filter(
@@ -210,7 +213,7 @@ def run_start(
         if existing is not None:
             _check_same_request(existing, flow_id, inputs, version_hash_)
             return existing, False
-    flow = flow_get(wctx=wctx, flow_id=flow_id)
+    flow = target.flow
     if version_hash_:
         version = FlowVersion.objects.filter(flow=flow, hash=version_hash_).first()
         if version is None:
@@ -221,7 +224,7 @@ def run_start(
             raise Conflict("The flow has no saved version yet: save it first.", code="no_version")
     _check_inputs(version, inputs)
     subflows = pin_subflows(wctx.workspace.id, version.document)
-    policy = network_policy(workspace=wctx.workspace)
+    policy = target.policy
     _check_node_rules_for_run(
         wctx,
         version,
