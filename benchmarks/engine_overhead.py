@@ -34,7 +34,8 @@ from engine._durable import configure_event_store, run_workflow  # noqa: E402
 from engine._worker import dbos_config, dispatcher_name  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
-QUEUED_RUNS = int(os.environ.get("BENCH_QUEUED_RUNS", "400"))  # 0 skips the queue figures
+# Long enough (seconds per phase at ~300 runs/s) that start-up and the last runs weigh little.
+QUEUED_RUNS = int(os.environ.get("BENCH_QUEUED_RUNS", "2000"))  # 0 skips the queue figures
 
 
 class Effectful(NodeType):
