@@ -44,13 +44,19 @@ log = logging.getLogger("fireflow.engine")
 
 class Batches[Item, Result]:
     """Group commit: requests made while a batch is being written wait for the next batch,
-    which takes them all; a request made when nothing is in flight is written on the next
-    turn of the event loop, with whatever else was asked for in this one."""
+    which takes them all (up to `most`); a request made when nothing is in flight is written
+    on the next turn of the event loop, with whatever else was asked for in this one.
+
+    A batch whose write fails is written again item by item, so that a request that cannot
+    be written fails alone, with an error of its own."""
 
     def __init__(
-        self, write: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]
+        self,
+        write: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
+        most: int = 500,
     ) -> None:
         self._write = write
+        self._most = most
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drain: asyncio.Task[None] | None = None
 
@@ -62,19 +68,47 @@ class Batches[Item, Result]:
         return await future
 
     async def _write_all(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                results = await self._write([item for item, _ in batch])
-            except Exception as exc:
-                results = [exc] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():  # its caller was cancelled: the write happened anyway
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+                try:
+                    results = await self._write([item for item, _ in batch])
+                except Exception as exc:
+                    if len(batch) == 1:
+                        results = [exc]
+                    else:
+                        results = [await self._write_alone(item) for item, _ in batch]
+                _settle(batch, results)
+                batch = []
+        except BaseException as exc:  # nobody is left waiting for an answer that never comes
+            for _, future in [*batch, *self._waiting]:
+                if future.done():
                     continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:  # cancelled (the loop is closing): so are the requests
+                    future.cancel()
+            self._waiting = []
+            raise
+
+    async def _write_alone(self, item: Item) -> Result | BaseException:
+        try:
+            return (await self._write([item]))[0]
+        except Exception as exc:
+            return exc
+
+
+def _settle[Result](
+    batch: "list[tuple[Any, asyncio.Future[Result]]]", results: Sequence[Result | BaseException]
+) -> None:
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():  # its caller was cancelled: the write happened anyway
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 @dataclass(frozen=True)
@@ -154,15 +188,23 @@ FRESH_SECONDS = 0.1
 
 
 class _Ahead:
-    """One run's steps, looked up together when its execution begins."""
+    """One run's steps, looked up together when its execution begins; `stale` is called
+    once the answer is too old to be used (to drop it: outputs are not kept for long)."""
 
-    def __init__(self, answers: "asyncio.Future[list[Recorded | BaseException | None]]") -> None:
+    def __init__(
+        self,
+        answers: "asyncio.Future[list[Recorded | BaseException | None]]",
+        stale: Callable[[], None],
+    ) -> None:
         self.answers = answers
         self.answered_at: float | None = None
+        self._stale = stale
         answers.add_done_callback(self._answered)
 
     def _answered(self, _: object) -> None:
-        self.answered_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self.answered_at = loop.time()
+        loop.call_later(FRESH_SECONDS, self._stale)
 
     def fresh(self) -> bool:
         return self.answered_at is None or (
@@ -173,9 +215,8 @@ class _Ahead:
 class StepBook:
     """The steps of this worker's runs, looked up and recorded in batches (one pool)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, retry_for: float = 120.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._retry_for = retry_for
         self._lookups: Batches[_Lookup, Recorded | None] = Batches(self._lookup_all)
         self._records: Batches[_Record, None] = Batches(self._record_all)
         self._ahead: dict[str, tuple[list[int], _Ahead]] = {}
@@ -190,10 +231,16 @@ class StepBook:
         answers = asyncio.gather(
             *(self._lookups.submit(_Lookup(workflow_id, i)) for i in ids), return_exceptions=True
         )
-        self._ahead[workflow_id] = (ids, _Ahead(answers))
+
+        def stale() -> None:
+            if self._ahead.get(workflow_id) is entry:
+                del self._ahead[workflow_id]
+
+        entry = (ids, _Ahead(answers, stale))
+        self._ahead[workflow_id] = entry
 
     def forget(self, workflow_id: str) -> None:
-        """The run's execution ended: its answers looked up ahead go."""
+        """The run's execution ended: its answers looked up ahead go (if not gone yet)."""
         self._ahead.pop(workflow_id, None)
 
     async def _lookup(self, workflow_id: str, step_id: int) -> Recorded | None:
@@ -306,10 +353,10 @@ class StepBook:
         return results
 
     async def _retrying(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """One statement, again while the database is away (both statements are idempotent:
-        a record retried after a commit whose answer was lost finds its own completion time)
-        for up to `retry_for` seconds, as DBOS retries its own."""
-        deadline = time.monotonic() + self._retry_for
+        """One statement, again and again while the database is away, as DBOS retries its
+        own (a run's steps wait for the database rather than fail). Both statements are
+        idempotent: a record retried after a commit whose answer was lost finds its own
+        completion time."""
         delay = 0.2
         while True:
             try:
@@ -317,12 +364,10 @@ class StepBook:
                     cursor = await conn.execute(sql, params)
                     rows: list[tuple[Any, ...]] = await cursor.fetchall()
                     return rows
-            except psycopg.OperationalError:  # a deadlock too (TransactionRollback)
-                if time.monotonic() + delay > deadline:
-                    raise
+            except psycopg.OperationalError:  # a deadlock and a pool timeout too
                 log.warning("step checkpoints unreachable; retrying in %.1fs", delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 30.0)
 
 
 def reserve() -> DBOSContext:

@@ -671,7 +671,6 @@ async def run_workflow(
         raise RuntimeError(f"unexpected DBOS step ids {ids}: fork_step needs updating")
     store = await _store()
     book = _book()
-    book.look_ahead([r for r in reservations.values() if isinstance(r, DBOSContext)])
     sink = _BufferedSink(store, run_id)
     connected, _ = live_streams(parsed)
 
@@ -715,6 +714,7 @@ async def run_workflow(
 
     try:
         async with SLOTS.run():  # given back while the run waits (engine/_slots.py)
+            book.look_ahead([r for r in reservations.values() if isinstance(r, DBOSContext)])
             result = await run_flow(
                 parsed, inputs, run_id=run_id, events=sink, call_node=call_node, streams=_IN_STEPS
             )

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import select
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -199,17 +200,32 @@ def event_key(event: Event) -> str:
     return ":".join(part or "" for part in (event.type.value, event.node, event.port))
 
 
+# A pooled connection unused for this long is tried with a query before it is handed out: a
+# server whose host went away without closing it (no goodbye, see `_check_if_told`) is found.
+_QUIET_SECONDS = 5.0
+_RETURNED: "weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def _check_if_told(conn: psycopg.AsyncConnection[Any]) -> None:
     """The pool's check of a connection it hands out, without a round trip while the server
-    has said nothing: a server that restarted or dropped the connection has sent its goodbye
-    or closed the socket, which makes the socket readable; only then is the connection tried
-    (and replaced when broken). These connections listen to nothing, so nothing else arrives
-    unasked. (`check_connection`'s empty query was a round trip before every statement.)"""
+    has said nothing and the connection was in use a moment ago: a server that restarted or
+    dropped the connection has sent its goodbye or closed the socket, which makes the socket
+    readable; only then (or after a quiet spell) is the connection tried, and replaced when
+    broken. These connections listen to nothing, so nothing else arrives unasked.
+    (`check_connection`'s empty query was a round trip before every statement.)"""
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    returned = _RETURNED.get(conn)
+    if poller.poll(0) or returned is None or time.monotonic() - returned > _QUIET_SECONDS:
         await AsyncConnectionPool.check_connection(conn)
+
+
+async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
+    _RETURNED[conn] = time.monotonic()
 
 
 class PostgresEventStore:
@@ -223,6 +239,7 @@ class PostgresEventStore:
             max_size=max_size,
             open=False,
             check=_check_if_told,
+            reset=_note_return,
             kwargs={"connect_timeout": 5, "autocommit": True},
         )
         self._retry_for = retry_for

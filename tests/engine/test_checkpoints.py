@@ -1,6 +1,7 @@
 """Node steps checkpointed in batches (engine/_checkpoints.py) on real workers: they are DBOS
 steps to DBOS's own client and forks, and only the execution that owns a run records them."""
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 from dbos import DBOSClient
 
 import engine
+from engine._checkpoints import Batches
 from tests.engine.harness import (
     Worker,
     enqueue,
@@ -133,3 +135,50 @@ def test_a_step_of_a_run_taken_over_meanwhile_is_not_recorded(url: str) -> None:
         assert status == ("PENDING", "another-execution")
     finally:
         worker.stop()
+
+
+def test_a_request_that_cannot_be_written_fails_alone_in_its_batch() -> None:
+    """Group commit: requests of one turn share a write; when the write fails, each is
+    written again on its own, so the others get their answers and the bad one its error."""
+    writes: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        writes.append(items)
+        if any(i < 0 for i in items):
+            raise ValueError(f"cannot write {min(items)}")
+        return [i * 2 for i in items]
+
+    async def scenario() -> list[object]:
+        batches: Batches[int, int] = Batches(write)
+        return await asyncio.gather(
+            *(batches.submit(i) for i in (1, -1, 2)), return_exceptions=True
+        )
+
+    results = asyncio.run(scenario())
+    assert results[0] == 2
+    assert results[2] == 4
+    assert isinstance(results[1], ValueError)
+    assert str(results[1]) == "cannot write -1"
+    assert writes == [[1, -1, 2], [1], [-1], [2]]
+
+
+def test_requests_of_a_batch_whose_writer_is_cancelled_do_not_wait_forever() -> None:
+    started = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        started.set()
+        await asyncio.sleep(3600)
+        return items
+
+    async def scenario() -> bool:
+        batches: Batches[int, int] = Batches(write)
+        waiting = asyncio.ensure_future(batches.submit(1))
+        await started.wait()
+        queued = asyncio.ensure_future(batches.submit(2))  # waits for the next batch
+        await asyncio.sleep(0)
+        assert batches._drain is not None
+        batches._drain.cancel()  # the loop closing, say
+        done, _ = await asyncio.wait([waiting, queued], timeout=5)
+        return len(done) == 2 and all(f.cancelled() for f in done)
+
+    assert asyncio.run(scenario())
