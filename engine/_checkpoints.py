@@ -12,8 +12,9 @@ The rows are DBOS's: `dbos.operation_outputs`, written as DBOS's `record_operati
 writes them, behind the same fence (a run's steps are recorded only by the execution that
 owns the run: `owner_xid`, its row locked until the statement commits), serialised with
 DBOS's serializer. Recovery, forks and DBOS's own tools see them as any step's. Pinned to
-the DBOS minor release in pyproject.toml; tests/engine/test_checkpoints.py checks that a
-step recorded here and one recorded by DBOS read back alike."""
+the DBOS minor release in pyproject.toml; tests/engine/test_checkpoints.py checks that
+DBOS's client reads these steps back, that DBOS's fork replays them and that the fence
+holds."""
 
 import asyncio
 import logging
