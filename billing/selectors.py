@@ -212,5 +212,5 @@ def halts(workspace: Workspace) -> QuerySet[KillSwitch]:
 
 
 def halt_of(workspace: Workspace) -> KillSwitch | None:
-    """The kill switch that halts `workspace` now (the organisation's first)."""
+    """The kill switch that halts `workspace` now (its own, or its organisation's)."""
     return halts(workspace).select_related("workspace").order_by("workspace_id").first()
