@@ -8,7 +8,7 @@
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 SCHEMA_VERSION = 1
 _NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -85,6 +85,9 @@ class FlowDocument(BaseModel):
     nodes: list[NodeSpec] = Field(default_factory=list)
     edges: list[EdgeSpec] = Field(default_factory=list)
     settings: FlowSettings = Field(default_factory=FlowSettings)
+    # What validation found (the nodes' types and ports), kept by `parse_flow` for the
+    # runtime: a document validated once is not validated again to run it.
+    _resolved: Any = PrivateAttr(default=None)
 
     def node(self, node_id: str) -> NodeSpec | None:
         return next((n for n in self.nodes if n.id == node_id), None)

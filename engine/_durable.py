@@ -58,7 +58,7 @@ from ._streams import (
     parse_ref,
 )
 from ._transit import RunKeyPair, TransitError, open_for_run
-from ._validate import FlowInvalid, ResolvedNode, parse_flow, resolve_nodes
+from ._validate import FlowInvalid, ResolvedNode, parse_flow, parse_known_flow, resolve_nodes
 
 log = logging.getLogger("fireflow.engine")
 
@@ -651,7 +651,7 @@ async def run_workflow(
     The run's id is the workflow's own id, not the `run_id` input: a fork copies the
     inputs of the run it forks but is a run of its own."""
     run_id = DBOS.workflow_id or run_id
-    parsed = parse_flow(document)
+    parsed = parse_known_flow(document)
     steps = meta.get("steps")
     order = list(steps) if isinstance(steps, list) else _step_order(parsed)
     # DBOS's own reservations for the nodes that checkpoint inside the workflow; the others'

@@ -6,6 +6,8 @@ missing_input, cycle, no_output, duplicate_output. Warnings: dead_end (a node wh
 reach no output)."""
 
 import difflib
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -88,15 +90,45 @@ def parse_flow(raw: Any) -> FlowDocument:
         document = FlowDocument.model_validate(raw)
     except ValidationError as exc:
         raise FlowInvalid([_document_issue(error) for error in exc.errors()]) from None
-    issues = [i for i in _validate(document)[0] if i.severity == "error"]
+    found, resolved = _validate(document)
+    issues = [i for i in found if i.severity == "error"]
     if issues:
         raise FlowInvalid(issues)
+    document._resolved = resolved
     return document
+
+
+# Documents found valid lately, by content (a digest of their JSON): a worker runs the same
+# few flow versions again and again, and validating one (every node's config against its
+# JSON Schema, twice) was a fifth of a queued run's time on the worker's event loop. Node
+# types are only ever added (registering a name twice fails), so a valid document stays so.
+_KNOWN: dict[bytes, FlowDocument] = {}
+_KNOWN_MOST = 256
+
+
+def parse_known_flow(raw: Any) -> FlowDocument:
+    """`parse_flow`, remembering valid documents: the same content again returns the same
+    parsed document, which is shared and must be treated as read-only (the runtime only
+    reads it)."""
+    try:
+        key = hashlib.blake2b(
+            json.dumps(raw, separators=(",", ":")).encode(), digest_size=16
+        ).digest()
+    except (TypeError, ValueError):  # not JSON: nothing to remember it by
+        return parse_flow(raw)
+    known = _KNOWN.get(key)
+    if known is None:
+        known = parse_flow(raw)
+        if len(_KNOWN) >= _KNOWN_MOST:
+            _KNOWN.pop(next(iter(_KNOWN)), None)  # the oldest
+        _KNOWN[key] = known
+    return known
 
 
 def resolve_nodes(document: FlowDocument) -> dict[str, ResolvedNode]:
     """Node types and concrete ports of a valid document's nodes."""
-    return _validate(document)[1]
+    resolved: dict[str, ResolvedNode] | None = document._resolved
+    return resolved if resolved is not None else _validate(document)[1]
 
 
 def _document_issue(error: Any) -> Issue:

@@ -1,10 +1,12 @@
 """Every validation error kind, with the message a user sees."""
 
+import json
 from typing import Any
 
 import pytest
 
 from engine import FlowInvalid, parse_flow, validate_flow
+from engine._validate import parse_known_flow, resolve_nodes
 
 
 def flow(nodes: list[dict[str, Any]], edges: list[tuple[str, str]]) -> dict[str, Any]:
@@ -150,3 +152,20 @@ def test_two_outputs_with_one_name() -> None:
     [(code, node, _, message)] = errors(doc)
     assert (code, node) == ("duplicate_output", "out2")
     assert "both publish 'answer'" in message
+
+
+def test_a_worker_validates_a_document_once_and_never_keeps_a_bad_one() -> None:
+    good = flow([INPUT, OUTPUT], [("inp.q", "out.value")])
+    first = parse_known_flow(good)
+    # The same content again (as a worker reads it again from the next run's inputs) is the
+    # document already validated, with its nodes resolved.
+    again = parse_known_flow(json.loads(json.dumps(good)))
+    assert again is first
+    assert set(resolve_nodes(again)) == {"inp", "out"}
+    # Other content is validated on its own; a bad document fails every time.
+    other = flow([INPUT, {**OUTPUT, "config": {"name": "other"}}], [("inp.q", "out.value")])
+    assert parse_known_flow(other) is not first
+    bad = flow([INPUT, {**OUTPUT, "type": "outptu"}], [("inp.q", "out.value")])
+    for _ in range(2):
+        with pytest.raises(FlowInvalid, match="unknown type 'outptu'"):
+            parse_known_flow(bad)
