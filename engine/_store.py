@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from ._batches import Batches
 from ._events import Event
 
 NOTIFY_CHANNEL = "fireflow_run_events"
@@ -176,6 +177,35 @@ BEGIN
     RETURN v_new;
 END
 $$;
+
+-- The events of several runs in one round trip and one commit (a worker's runs flushing at
+-- once): p_counts[i] of the arrays' elements, in order, are p_runs[i]'s. Every run's counter
+-- is locked first, in one order, so two such batches never wait for each other in a circle.
+-- Returns each run's number of new events, in p_runs' order.
+CREATE OR REPLACE FUNCTION fireflow.append_events_of_runs(
+    p_runs text[], p_counts integer[], p_keys text[], p_types text[], p_nodes text[],
+    p_ports text[], p_payloads jsonb[]
+) RETURNS integer[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_counts integer[] := '{}';
+    v_from integer := 1;
+    v_to integer;
+BEGIN
+    INSERT INTO fireflow.run_event_counter (run_id, last_seq)
+    SELECT DISTINCT r, 0 FROM unnest(p_runs) AS r ORDER BY 1
+    ON CONFLICT (run_id) DO NOTHING;
+    PERFORM 1 FROM fireflow.run_event_counter WHERE run_id = ANY (p_runs)
+    ORDER BY run_id FOR UPDATE;
+    FOR i IN 1 .. coalesce(array_length(p_runs, 1), 0) LOOP
+        v_to := v_from + p_counts[i] - 1;
+        v_counts := v_counts || fireflow.append_events(
+            p_runs[i], p_keys[v_from:v_to], p_types[v_from:v_to], p_nodes[v_from:v_to],
+            p_ports[v_from:v_to], p_payloads[v_from:v_to]);
+        v_from := v_to + 1;
+    END LOOP;
+    RETURN v_counts;
+END
+$$;
 """.replace("__NOTIFY_CHANNEL__", NOTIFY_CHANNEL)
     .replace("__ENQUEUE_CHANNEL__", ENQUEUE_CHANNEL)
     .replace("__SHELVED_EXECUTOR__", SHELVED_EXECUTOR)
@@ -243,6 +273,9 @@ class PostgresEventStore:
             kwargs={"connect_timeout": 5, "autocommit": True},
         )
         self._retry_for = retry_for
+        # The events of the runs that flush in the same turn of the event loop (or while a
+        # batch is being written) go in one statement.
+        self._appends: Batches[tuple[str, dict[str, Event]], int] = Batches(self._append_all)
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -335,20 +368,34 @@ class PostgresEventStore:
         keyed: dict[str, Event] = {}
         for event in events:
             keyed.setdefault(event_key(event), event)
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT fireflow.append_events(%s, %s, %s, %s, %s, %s::jsonb[])",
-                (
-                    run_id,
-                    list(keyed),
-                    [e.type.value for e in keyed.values()],
-                    [e.node for e in keyed.values()],
-                    [e.port for e in keyed.values()],
-                    [Jsonb(e.payload) for e in keyed.values()],
-                ),
-            )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return await self._appends.submit((run_id, keyed))
+
+    async def _append_all(
+        self, items: list[tuple[str, dict[str, Event]]]
+    ) -> list[int | BaseException]:
+        """One statement for the events of several runs (of `append` calls in flight)."""
+        events = [event for _, keyed in items for event in keyed.values()]
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT fireflow.append_events_of_runs(%s, %s, %s, %s, %s, %s, %s::jsonb[])",
+                    (
+                        [run_id for run_id, _ in items],
+                        [len(keyed) for _, keyed in items],
+                        [key for _, keyed in items for key in keyed],
+                        [e.type.value for e in events],
+                        [e.node for e in events],
+                        [e.port for e in events],
+                        [Jsonb(e.payload) for e in events],
+                    ),
+                )
+                row = await cursor.fetchone()
+        except psycopg.OperationalError as exc:
+            # The database is away: every caller waits and tries again (`append`); written
+            # one by one, each would wait for a connection on its own first.
+            return [exc for _ in items]
+        counts: list[int] = list(row[0]) if row else [0] * len(items)
+        return [int(count) for count in counts]
 
 
 def read_events(conninfo: str, run_id: str, after: int = 0) -> list[dict[str, Any]]:

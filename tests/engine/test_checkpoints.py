@@ -12,7 +12,7 @@ import pytest
 from dbos import DBOSClient
 
 import engine
-from engine._checkpoints import Batches
+from engine._batches import Batches
 from tests.engine.harness import (
     Worker,
     enqueue,
