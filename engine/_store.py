@@ -2,9 +2,10 @@
 
 The DDL lives here, once; `migrate(url)` applies it idempotently (the platform calls it from
 a Django migration, as it calls DBOS's). Event writes are batched: one transaction per
-flush, whatever the number of events, with idempotent keys so a replayed node never
-duplicates an event, and sequence numbers handed out under a per-run lock so the stream has
-no gaps. Every flush is announced with pg_notify on channel `fireflow_run_events`."""
+flush, whatever the number of events, and the flushes of many runs made at once share one
+(group commit), with idempotent keys so a replayed node never duplicates an event, and
+sequence numbers handed out under a per-run lock so the stream has no gaps. Every run's
+flush is announced with pg_notify on channel `fireflow_run_events`."""
 
 import asyncio
 import logging

@@ -273,13 +273,14 @@ class _Dispatcher(threading.Thread):
     It claims when woken, at once: the enqueue SQL notifies ENQUEUE_CHANNEL with the queue's
     name when its transaction commits (every worker hears it; one wins each run), and
     otherwise every `polling_interval_sec` (runs whose notification was missed, slots freed
-    by finished runs)."""
+    by finished runs), or every 10 ms while runs are left queued that there was no room for."""
 
     def __init__(self, config: WorkerConfig, queues: dict[str, Queue], stop: threading.Event):
         super().__init__(name="fireflow-dispatcher", daemon=True)
         self.config = config
         self.queues = queues
         self.stop = stop
+        self._backlog: set[str] = set()  # queues whose last claim took all the room it had
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -293,8 +294,11 @@ class _Dispatcher(threading.Thread):
                     conn.execute(f"LISTEN {ENQUEUE_CHANNEL}")  # the first thing it does
                     while not self.stop.is_set():
                         self.dispatch(conn)
-                        # Until a run is queued (a burst of them is one wake-up), or the poll.
+                        # Until a run is queued (a burst of them is one wake-up), or the poll;
+                        # a shorter one while runs are left queued.
                         interval = self.config.polling_interval_sec
+                        if self._backlog:
+                            interval = min(interval, _BACKLOG_POLL_SEC)
                         for _ in conn.notifies(timeout=interval, stop_after=1):
                             pass
                         for _ in conn.notifies(timeout=0.0):
@@ -325,6 +329,10 @@ class _Dispatcher(threading.Thread):
             except Exception:  # the next round tries again
                 log.warning("could not claim queued runs of %s", queue.name, exc_info=True)
                 continue
+            if len(claimed) < room:
+                self._backlog.discard(queue.name)  # none left queued
+            else:
+                self._backlog.add(queue.name)  # maybe more than there was room for
             self._until_started(entered, len(claimed))
 
     def _until_started(self, entered: int, claimed: int) -> None:
@@ -339,6 +347,9 @@ class _Dispatcher(threading.Thread):
 
 
 _START_PATIENCE_SECONDS = 0.2
+# How soon a worker looks again while runs are left queued that it had no room for: the room
+# runs leave as they end is taken within this, not a whole `polling_interval_sec` later.
+_BACKLOG_POLL_SEC = 0.01
 
 
 class _Watchdog(threading.Thread):
