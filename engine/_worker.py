@@ -214,9 +214,12 @@ def claim_queued(conn: psycopg.Connection[Any], queue: str, room: int) -> list[s
             except Exception as exc:
                 log.error("could not start claimed run %s: %s", row["workflow_uuid"], exc)
     for future in handed:  # once for the claim: the loop has them all (or has stopped)
-        if not future.cancelled() and (error := future.exception()):
+        if future.done() and not future.cancelled() and (error := future.exception()):
             log.error("could not start a claimed run: %s", error)
     return [row["workflow_uuid"] for row in rows]
+
+
+_HAND_OVER_PATIENCE_SECONDS = 30.0
 
 
 class _Handing(threading.local):
@@ -253,7 +256,11 @@ def _starts_handed_over(dbos: DBOS) -> Iterator[list[concurrent.futures.Future[A
         yield futures
     finally:
         _HANDING.futures = None
-        concurrent.futures.wait(futures)
+        # A live loop takes them in moments; one that has stopped (shutting down) never will,
+        # and the dispatcher must not hang on it.
+        _, untaken = concurrent.futures.wait(futures, timeout=_HAND_OVER_PATIENCE_SECONDS)
+        if untaken:
+            log.warning("%d claimed run(s) not yet taken by the event loop", len(untaken))
 
 
 def dispatcher_name(executor_id: str) -> str:
