@@ -207,15 +207,12 @@ def claim_queued(conn: psycopg.Connection[Any], queue: str, room: int) -> list[s
         ).fetchall()
     # As DBOS's queue thread: each run on its own, so one that cannot start (a poison run
     # dead-lettered, inputs that do not read) does not leave the others of the claim behind.
-    with _starts_handed_over(dbos) as handed:
+    with _starts_handed_over(dbos):
         for row in rows:
             try:
                 execute_dequeued_workflow(dbos, _status(row), owner_xid)
             except Exception as exc:
                 log.error("could not start claimed run %s: %s", row["workflow_uuid"], exc)
-    for future in handed:  # once for the claim: the loop has them all (or has stopped)
-        if future.done() and not future.cancelled() and (error := future.exception()):
-            log.error("could not start a claimed run: %s", error)
     return [row["workflow_uuid"] for row in rows]
 
 
@@ -230,12 +227,12 @@ _HANDING = _Handing()
 
 
 @contextlib.contextmanager
-def _starts_handed_over(dbos: DBOS) -> Iterator[list[concurrent.futures.Future[Any]]]:
+def _starts_handed_over(dbos: DBOS) -> Iterator[None]:
     """While in this block, the runs DBOS starts from this thread are handed to its event
-    loop without waiting for each to be taken (the futures are listed, to be waited for
-    together). DBOS's `execute_dequeued_workflow` waits for the loop to create each run's
-    task: behind a busy loop that was about 3 ms a run, so a claim of 50 kept this thread
-    (and the claims after it) waiting 150 ms while the worker's slots emptied."""
+    loop without waiting for each to be taken; they are waited for together when it ends.
+    DBOS's `execute_dequeued_workflow` waits for the loop to create each run's task: behind
+    a busy loop that was about 3 ms a run, so a claim of 50 kept this thread (and the claims
+    after it) waiting 150 ms while the worker's slots emptied."""
     loop = dbos._background_event_loop
     if not getattr(loop, "_fireflow_hands_over", False):
         waits = loop.submit_coroutine
@@ -253,14 +250,17 @@ def _starts_handed_over(dbos: DBOS) -> Iterator[list[concurrent.futures.Future[A
     futures: list[concurrent.futures.Future[Any]] = []
     _HANDING.futures = futures
     try:
-        yield futures
+        yield
     finally:
         _HANDING.futures = None
         # A live loop takes them in moments; one that has stopped (shutting down) never will,
         # and the dispatcher must not hang on it.
-        _, untaken = concurrent.futures.wait(futures, timeout=_HAND_OVER_PATIENCE_SECONDS)
+        taken, untaken = concurrent.futures.wait(futures, timeout=_HAND_OVER_PATIENCE_SECONDS)
         if untaken:
             log.warning("%d claimed run(s) not yet taken by the event loop", len(untaken))
+        for future in taken:
+            if not future.cancelled() and (error := future.exception()):
+                log.error("could not start a claimed run: %s", error)
 
 
 def dispatcher_name(executor_id: str) -> str:
