@@ -10,9 +10,9 @@ from typing import Any
 
 
 class Batches[Item, Result]:
-    """Group commit: requests made while a batch is being written wait for the next batch,
-    which takes them all (up to `most`); a request made when nothing is in flight is written
-    on the next turn of the event loop, with whatever else was asked for in this one.
+    """Requests made while a batch is being written wait for the next batch, which takes
+    them all (up to `most`); a request made when nothing is in flight is written on the next
+    turn of the event loop, with whatever else was asked for in this one.
 
     A batch whose write fails is written again item by item, so that a request that cannot
     be written fails alone, with an error of its own."""

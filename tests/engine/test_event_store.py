@@ -3,12 +3,33 @@ stream still in order with no gaps, a replay adding nothing, and a run whose eve
 be written failing alone."""
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from engine import Event, EventType
 from engine._store import PostgresEventStore, read_events
 from tests.engine.harness import fresh_database
+
+
+@contextlib.contextmanager
+def _statistics_of_ended_sessions(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to read the statistics of the sessions that have ended: a backend adds
+    its figures as it exits, which is after its client has closed the connection, so wait
+    until no other backend is left on the database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + 10
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the store's sessions did not end"
+            time.sleep(0.02)
+        yield conn
 
 
 def _node_events(node: str, n: int) -> list[Event]:
@@ -37,9 +58,25 @@ def test_runs_flushing_together_keep_their_own_order_and_a_replay_adds_nothing()
             await store.close()
 
     with fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:  # count the SQL functions' calls
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET track_functions = 'pl'").format(
+                    sql.Identifier(conn.info.dbname)
+                )
+            )
         written, again = asyncio.run(scenario(url))
         assert written == [1 + r % 5 for r in range(40)]
         assert again == [0] * 40
+        # One statement for the 40 runs each time, not one per run.
+        with _statistics_of_ended_sessions(url) as conn:
+            calls = dict(
+                conn.execute(
+                    "SELECT funcname, calls FROM pg_stat_user_functions WHERE schemaname = %s",
+                    ("fireflow",),
+                ).fetchall()
+            )
+        assert calls["append_events_of_runs"] == 2
+        assert calls["append_events"] == 80
         for r in (0, 4, 39):
             events = read_events(url, f"run-{r}")
             assert [e["seq"] for e in events] == list(range(1, 2 + r % 5))
@@ -98,8 +135,7 @@ def test_two_workers_writing_the_same_runs_in_opposite_orders_never_deadlock() -
 
     with fresh_database() as url:
         asyncio.run(scenario(url))
-        # The stores' sessions have ended, so their statistics are in.
-        with psycopg.connect(url) as conn:
+        with _statistics_of_ended_sessions(url) as conn:
             row = conn.execute(
                 "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
             ).fetchone()
